@@ -104,10 +104,16 @@ def lif_forward(X, spec: LIFSpec | str, *, v0=None, smooth: bool = False,
     X = as_float_array(X, "X", min_ndim=1)
     smooth = _check_smooth(smooth)
     V0 = _initial(v0, spec, X)
-    if use_fast(fast) and X.size:
-        from . import _kernels
-        return LIFTrace(*_kernels.lif_forward(X, V0, spec, smooth))
-    return lif_forward_reference(X, spec, V0, smooth)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if use_fast(fast) and X.size:
+            from . import _kernels
+            out = LIFTrace(*_kernels.lif_forward(X, V0, spec, smooth))
+        else:
+            out = lif_forward_reference(X, spec, V0, smooth)
+    # A non-finite potential stays non-finite, so the last step tells.
+    if X.shape[0] and not np.all(np.isfinite(out.H[-1])):
+        raise ValueError("X is too large: the membrane potential overflowed to a non-finite value")
+    return out
 
 
 def lif_forward_reference(X: np.ndarray, spec: LIFSpec, V0: np.ndarray,
@@ -182,10 +188,15 @@ def lif_backward(dS, trace: LIFTrace, spec: LIFSpec | str, *, dH=None,
         dH = as_float_array(dH, "dH", min_ndim=1)
         check_shape(dH, H.shape, "dH", "the forward's shape")
         dH = dH.astype(H.dtype, copy=False)
-    if use_fast(fast) and H.size:
-        from . import _kernels
-        return _kernels.lif_backward(dS, dH, trace.S, H, spec)
-    return lif_backward_reference(dS, dH, trace.S, H, spec)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if use_fast(fast) and H.size:
+            from . import _kernels
+            dX, dV0 = _kernels.lif_backward(dS, dH, trace.S, H, spec)
+        else:
+            dX, dV0 = lif_backward_reference(dS, dH, trace.S, H, spec)
+    if not (np.all(np.isfinite(dV0)) and np.all(np.isfinite(dX[:1]))):
+        raise ValueError("dS is too large: the gradient overflowed to a non-finite value")
+    return dX, dV0
 
 
 def lif_backward_reference(dS, dH, S, H, spec: LIFSpec):
