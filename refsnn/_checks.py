@@ -91,3 +91,28 @@ def check_binary(arr: np.ndarray, name: str) -> None:
     """Raise ``ValueError`` unless every element is exactly 0 or 1 (spikes)."""
     if not np.all((arr == 0) | (arr == 1)):
         raise ValueError(f"{name} must contain only spikes (0 or 1)")
+
+
+def check_train(train) -> bool:
+    """The explicit mode argument of every ``forward``: a bool, nothing else."""
+    if not isinstance(train, (bool, np.bool_)):
+        raise TypeError(f"train must be True (training mode) or False (evaluation mode), "
+                        f"got {train!r}")
+    return bool(train)
+
+
+def check_rng(rng) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (e.g. np.random.default_rng(0)), "
+                        f"got {rng!r}")
+    return rng
+
+
+def check_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
+    return dt

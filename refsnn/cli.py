@@ -139,11 +139,24 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- refsnn energy ------------------------------------------------------------------------------
+def _energy_arguments(p: argparse.ArgumentParser) -> None:
+    from .deploy import energy_cli
+    energy_cli.add_arguments(p)
+
+
+def _energy(args: argparse.Namespace) -> int:
+    from .deploy import energy_cli
+    return energy_cli.run(args)
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("figures", "make the paper figures and tables (PNG + CSV)", _figures_arguments,
             _figures),
     Command("bench", "time fast kernels against their clear twins (ratios)", _bench_arguments,
             _bench),
+    Command("energy", "per-layer SOPs and energy estimate (QSD-29/30, SPF-20)",
+            _energy_arguments, _energy),
 )
 
 

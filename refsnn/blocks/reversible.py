@@ -45,7 +45,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._checks import as_float_array, check_choice, check_shape
-from ..layers.base import Layer
 
 __all__ = ["ReversibleBlock", "ReversibleStack", "ReconstructionMismatch",
            "ReconstructionWarning",

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Layer", "merge_tb", "split_tb"]
+__all__ = ["Layer", "merge_tb", "split_tb", "uniform_init"]
 
 
 class Layer:
@@ -58,3 +58,9 @@ def split_tb(x: np.ndarray, TB: tuple[int, int]) -> np.ndarray:
     if x.shape[0] != T * B:
         raise ValueError(f"x must have leading dimension T*B = {T * B}, got {x.shape}")
     return x.reshape((T, B) + x.shape[1:])
+
+
+def uniform_init(rng: np.random.Generator, shape: tuple, fan_in: int, dtype) -> np.ndarray:
+    """PyTorch's default weight/bias init: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
+    bound = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)

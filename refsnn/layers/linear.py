@@ -23,7 +23,7 @@ Conventions
   ``kaiming_uniform_(a=sqrt(5))`` for the weight, which is ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``,
   and the same bound for the bias; ``fan_in = in_features`` (Linear) or ``C_in`` (Conv1d k=1).
 
-The small helpers ``_check_train``, ``_check_rng`` and ``_uniform_init`` are shared with the
+The small helpers ``check_train``, ``check_rng`` and ``uniform_init`` are shared with the
 sibling modules ``conv``, ``norm``, ``pool`` and ``quantized``.
 """
 from __future__ import annotations
@@ -32,45 +32,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import as_float_array, check_int, check_shape
-from .base import Layer
+from .._checks import as_float_array, check_dtype, check_int, check_rng, check_shape, check_train
+from .base import Layer, uniform_init
 
 __all__ = ["Linear", "Conv1d", "linear_forward", "linear_backward", "conv1x1_forward",
            "conv1x1_backward"]
 
 
 # --------------------------------------------------------------------------- shared helpers
-def _check_train(train) -> bool:
-    """The explicit mode argument of every ``forward``: a bool, nothing else."""
-    if not isinstance(train, (bool, np.bool_)):
-        raise TypeError(f"train must be True (training mode) or False (evaluation mode), "
-                        f"got {train!r}")
-    return bool(train)
-
-
-def _check_rng(rng) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator (e.g. np.random.default_rng(0)), "
-                        f"got {rng!r}")
-    return rng
-
-
-def _check_dtype(dtype) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
-    return dt
-
-
-def _uniform_init(rng: np.random.Generator, shape: tuple, fan_in: int, dtype) -> np.ndarray:
-    """PyTorch's default weight/bias init: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
-    bound = 1.0 / np.sqrt(fan_in)
-    return rng.uniform(-bound, bound, size=shape).astype(dtype)
-
-
 def _check_bias(bias, n_out: int, x: np.ndarray) -> np.ndarray | None:
     if bias is None:
         return None
@@ -152,13 +121,13 @@ class _Affine(Layer):
     """Shared construction of Linear / Conv layers: PyTorch-shaped ``weight`` and ``bias``."""
 
     def _init_params(self, weight_shape, fan_in, bias, rng, dtype):
-        rng = _check_rng(rng)
-        dtype = _check_dtype(dtype)
+        rng = check_rng(rng)
+        dtype = check_dtype(dtype)
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"bias must be a bool, got {bias!r}")
-        self.params = {"weight": _uniform_init(rng, weight_shape, fan_in, dtype)}
+        self.params = {"weight": uniform_init(rng, weight_shape, fan_in, dtype)}
         if bias:
-            self.params["bias"] = _uniform_init(rng, (weight_shape[0],), fan_in, dtype)
+            self.params["bias"] = uniform_init(rng, (weight_shape[0],), fan_in, dtype)
 
     def _set_arrays(self, weight, bias, ndim):
         weight = np.array(as_float_array(weight, "weight", ndim=ndim))     # a copy
@@ -175,7 +144,7 @@ class _Affine(Layer):
     # layer's bias and geometry) and ``_apply_backward(dy, cache) -> (dx, grads)``.
     def forward(self, x, train: bool = True):
         """``(y, cache)``; ``train`` must be a bool (these layers act the same in both modes)."""
-        _check_train(train)
+        check_train(train)
         return self._apply(x, self.params["weight"])
 
     def backward(self, dy, cache):

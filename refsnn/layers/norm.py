@@ -36,9 +36,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import as_float_array, as_real, check_int, check_positive, check_shape
+from .._checks import (as_float_array, as_real, check_dtype, check_int, check_positive,
+                       check_shape, check_train)
 from .base import Layer
-from .linear import _check_dtype, _check_dy, _check_train
+from .linear import _check_dy
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "batch_norm_forward", "batch_norm_backward",
            "update_running_stats"]
@@ -88,7 +89,7 @@ def batch_norm_forward(x, weight, bias, running_mean, running_var, *, train: boo
     >>> y.ravel().round(5), cache.batch_mean, cache.batch_var
     (array([-0.99999,  0.99999]), array([2.]), array([2.]))
     """
-    train = _check_train(train)
+    train = check_train(train)
     x = as_float_array(x, "x", min_ndim=2)
     C = x.shape[1]
     eps = check_positive(eps, "eps")
@@ -208,7 +209,7 @@ class _BatchNorm(Layer):
         self.momentum = momentum
         if not isinstance(affine, (bool, np.bool_)):
             raise TypeError(f"affine must be a bool, got {affine!r}")
-        dtype = _check_dtype(dtype)
+        dtype = check_dtype(dtype)
         if affine:
             self.params = {"weight": np.ones(C, dtype=dtype), "bias": np.zeros(C, dtype=dtype)}
         self.buffers = {"running_mean": np.zeros(C, dtype=dtype),
@@ -240,7 +241,7 @@ class _BatchNorm(Layer):
 
     def forward(self, x, train: bool = True):
         """``(y, cache)``; in training mode also updates ``self.buffers`` (PyTorch's rule)."""
-        train = _check_train(train)
+        train = check_train(train)
         x = as_float_array(x, "x")
         if x.ndim not in self._ndims:
             raise ValueError(f"x must have shape {self._layout}, got shape {x.shape}")

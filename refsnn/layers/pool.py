@@ -23,10 +23,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import as_float_array, check_int
+from .._checks import as_float_array, check_int, check_train
 from .base import Layer, merge_tb, split_tb
 from .conv import _windows, conv_output_size, pair
-from .linear import _check_dy, _check_train
+from .linear import _check_dy
 
 __all__ = ["MaxPool2d", "MeanPool", "TimeMean", "Flatten", "maxpool2d_forward",
            "maxpool2d_backward", "mean_forward", "mean_backward"]
@@ -150,7 +150,7 @@ class MaxPool2d(Layer):
         self.kernel_size, self.stride, self.padding = _pool_args(kernel_size, stride, padding)
 
     def forward(self, x, train: bool = True):
-        _check_train(train)
+        check_train(train)
         return maxpool2d_forward(x, self.kernel_size, self.stride, self.padding)
 
     def backward(self, dy, cache):
@@ -229,7 +229,7 @@ class MeanPool(Layer):
         self.axis = tuple(check_int(a, "axis") for a in axis)
 
     def forward(self, x, train: bool = True):
-        _check_train(train)
+        check_train(train)
         return mean_forward(x, self.axis)
 
     def backward(self, dy, cache):
@@ -255,7 +255,7 @@ class TimeMean(Layer):
         self.T = check_int(T, "T", lo=1)
 
     def forward(self, x, train: bool = True):
-        _check_train(train)
+        check_train(train)
         x = as_float_array(x, "x", min_ndim=1)
         if x.shape[0] % self.T:
             raise ValueError(f"x must have a leading dimension T*B divisible by T = {self.T}, "
@@ -294,7 +294,7 @@ class Flatten(Layer):
         self.end_dim = check_int(end_dim, "end_dim")
 
     def forward(self, x, train: bool = True):
-        _check_train(train)
+        check_train(train)
         x = as_float_array(x, "x", min_ndim=1)
         s = check_int(self.start_dim, "start_dim", lo=-x.ndim, hi=x.ndim - 1) % x.ndim
         e = check_int(self.end_dim, "end_dim", lo=-x.ndim, hi=x.ndim - 1) % x.ndim

@@ -37,11 +37,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._checks import as_float_array, check_shape
+from .._checks import as_float_array, check_shape, check_train
 from ..quant.binarize import binarize_backward, binarize_forward, binarize_preset
 from ..quant.lsq import lsq_backward, lsq_forward, lsq_grad_scale, lsq_init_alpha, lsq_qrange
 from .conv import Conv2d
-from .linear import Conv1d, Linear, _check_train
+from .linear import Conv1d, Linear
 
 __all__ = ["BinaryLinear", "BinaryConv1d", "BinaryConv2d", "LSQLinear", "LSQConv1d",
            "LSQConv2d", "QuantizedCache"]
@@ -64,7 +64,7 @@ class _QuantizedWeights:
 
     def forward(self, x, train: bool = True):
         """``(y, QuantizedCache)``: ``y = op(x, W_q) + b``; the same in both modes."""
-        _check_train(train)
+        check_train(train)
         W_q, qcache = self.quantized_weight()
         y, ocache = self._apply(x, W_q)
         return y, QuantizedCache(ocache, qcache)

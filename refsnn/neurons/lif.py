@@ -25,7 +25,7 @@ Row 2 of BESTformer's Table 1 (BEST-T1), SR-LIF with tau = 0.5, V_th = 1:
 >>> out.S
 array([1., 1., 1., 0.])
 >>> out.H
-array([1.  , 5.  , 2.  , 0.5 ])
+array([1. , 5. , 2. , 0.5])
 """
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """The ``refsnn_check`` pytest fixture (entry point ``pytest11``)."""
-import numpy as np
 import pytest
 
-from refsnn.neurons import lif_forward, preset
+from refsnn.neurons import lif_forward
 
 
 def test_fixture_passes_a_conforming_lif(refsnn_check):
