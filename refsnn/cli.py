@@ -150,6 +150,16 @@ def _energy(args: argparse.Namespace) -> int:
     return energy_cli.run(args)
 
 
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    from .train import train_cli
+    train_cli.add_arguments(p)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import train_cli
+    return train_cli.run(args)
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("figures", "make the paper figures and tables (PNG + CSV)", _figures_arguments,
             _figures),
@@ -157,6 +167,7 @@ COMMANDS: tuple[Command, ...] = (
             _bench),
     Command("energy", "per-layer SOPs and energy estimate (QSD-29/30, SPF-20)",
             _energy_arguments, _energy),
+    Command("train", "train a registered model on a dataset", _train_arguments, _train),
 )
 
 

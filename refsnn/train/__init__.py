@@ -14,6 +14,8 @@ from .losses import (cross_entropy_backward, cross_entropy_forward, distillation
 from .optim import LAMB, OPTIMIZERS, SGD, AdamW, Optimizer, clip_grad_norm, no_decay_1d
 from .schedule import CosineSchedule, cosine_lr
 
+from .loop import train, evaluate, logits_of
+
 __all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "load_into", "save_checkpoint",
            "DATASETS", "Dataset", "events_to_frames", "iterate_minibatches", "load_cifar",
            "load_dataset", "load_digits", "n_batches", "standardize", "synthetic_bars",
@@ -21,4 +23,4 @@ __all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "load_into", "sav
            "distillation_forward", "fgd_backward", "fgd_forward", "log_softmax",
            "qsd_loss_backward", "qsd_loss_forward",
            "LAMB", "OPTIMIZERS", "SGD", "AdamW", "Optimizer", "clip_grad_norm", "no_decay_1d",
-           "CosineSchedule", "cosine_lr"]
+           "CosineSchedule", "cosine_lr", "train", "evaluate", "logits_of"]

@@ -1,0 +1,126 @@
+"""``refsnn train MODEL``: train a registered model with :func:`refsnn.train.loop.train`.
+
+The model's input size, channels and class count are set from the dataset (config overrides),
+so e.g. ``bestformer-1-16-tiny`` trains on 16x16 one-channel digits. Prints one line per epoch
+and the final test accuracy. Exit codes: 0 done, 1 a failure while training (divergence, a
+teacher that does not fit), 2 a usage error (unknown model or dataset, listing the valid names).
+
+>>> import argparse
+>>> p = argparse.ArgumentParser(); add_arguments(p)
+>>> a = p.parse_args(['bestformer-1-16-tiny', '--epochs', '2', '--limit', '64'])
+>>> a.model, a.dataset, a.epochs, a.limit
+('bestformer-1-16-tiny', 'digits', 2, 64)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_arguments", "run"]
+
+_DATASETS = ("digits", "synthetic", "cifar10")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Declare the arguments of ``refsnn train``."""
+    p.add_argument("model", metavar="MODEL", help="registered model name")
+    p.add_argument("--dataset", default="digits", help="digits, synthetic or cifar10")
+    p.add_argument("--data-dir", type=Path, metavar="DIR", help="folder of the CIFAR batches")
+    p.add_argument("--epochs", type=_positive_int, default=10, metavar="N", help="epochs")
+    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N",
+                   help="minibatch size")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    p.add_argument("--optimizer", default="adamw", help="sgd, adamw or lamb")
+    p.add_argument("--weight-decay", type=float, default=0.01, help="decoupled weight decay")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the Generator")
+    p.add_argument("--teacher", type=Path, metavar="CKPT", help="teacher checkpoint (.json)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write a checkpoint per epoch")
+    p.add_argument("--resume", action="store_true", help="continue from DIR/ckpt.json")
+    p.add_argument("--limit", type=_positive_int, metavar="N",
+                   help="use only the first N training samples")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def _err(message: str) -> None:
+    print(f"refsnn train: error: {message}", file=sys.stderr)
+
+
+def _fit_overrides(config: dict, data) -> dict:
+    """Config overrides so the model accepts ``data``: channels, image size, class count."""
+    _, C, H, W = data.x_train.shape
+    wanted = {"in_channels": C, "img_size_h": H, "img_size_w": W, "num_classes": data.n_classes}
+    return {k: v for k, v in wanted.items() if k in config and config[k] != v}
+
+
+def _load_teacher(path, n_classes: int, rng):
+    from ..models import registry
+    from .checkpoint import load_checkpoint, load_into
+    ck = load_checkpoint(path)
+    k = ck.config.get("num_classes", ck.config.get("n_classes"))
+    if k != n_classes:
+        raise ValueError(f"teacher checkpoint {str(path)!r} has {k} classes but the dataset has "
+                         f"{n_classes}")
+    teacher = registry.from_config(dict(ck.config), rng=rng)
+    load_into(path, teacher)
+    return teacher
+
+
+def _print(epoch: int, m: dict) -> None:
+    print(f"epoch {epoch}: loss {m['loss']:.4f}  train acc {m['train_acc']:.4f}  "
+          f"test acc {m['test_acc']:.4f}  ({m['seconds']:.1f} s)", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``refsnn train`` on parsed ``args``; return the exit code."""
+    import numpy as np
+
+    from ..models import registry
+    from .checkpoint import CheckpointError
+    from .data import Dataset, load_dataset
+    from .loop import train
+
+    if args.model not in registry.available():
+        _err(f"unknown model {args.model!r}; choose one of: {', '.join(registry.available())}")
+        return 2
+    if args.dataset not in _DATASETS:
+        _err(f"unknown dataset {args.dataset!r}; choose one of: {', '.join(_DATASETS)}")
+        return 2
+    rng = np.random.default_rng(args.seed)
+    try:
+        if args.dataset == "cifar10":
+            if args.data_dir is None:
+                _err("--dataset cifar10 needs --data-dir")
+                return 2
+            data = load_dataset("cifar10", root=str(args.data_dir))
+        elif args.dataset == "synthetic":
+            data = load_dataset("synthetic", rng=rng, size=16)
+        else:
+            data = load_dataset("digits")
+        if args.limit is not None:
+            data = Dataset(data.x_train[:args.limit], data.y_train[:args.limit], data.x_test,
+                           data.y_test, data.n_classes)
+        config = registry.model_config(args.model)
+        model = registry.create(args.model, rng=rng, **_fit_overrides(config, data))
+        teacher = None if args.teacher is None else _load_teacher(args.teacher,
+                                                                  data.n_classes, rng)
+        history = train(model, data, epochs=args.epochs, batch_size=args.batch_size,
+                        optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+                        warmup=0, clip=None, rng=rng, teacher=teacher, out=args.out,
+                        resume=args.resume, progress=not args.no_progress, on_epoch=_print)
+    except (ValueError, TypeError, FileNotFoundError, CheckpointError) as exc:
+        _err(str(exc))
+        return 1
+    if history["test_acc"]:
+        print(f"final test accuracy: {history['test_acc'][-1]:.4f}")
+    return 0
