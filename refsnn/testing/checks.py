@@ -156,3 +156,4 @@ def _report(candidate, spec: LIFSpec, X: np.ndarray) -> str:
     fp = fingerprint_lif(candidate)
     lines.append("diagnosis: " + fp.summary())
     return "\n".join(lines)
+from .checks_quant import check_binarizer, fingerprint_binarizer  # noqa: E402,F401
