@@ -19,17 +19,9 @@ from pathlib import Path
 
 __all__ = ["add_arguments", "run"]
 
+from ..cli import _positive_int  # the CLI's shared argument type
+
 _DATASETS = ("digits", "synthetic", "cifar10")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
