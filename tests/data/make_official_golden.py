@@ -21,7 +21,8 @@ weights, BatchNorm running statistics from one training-mode pass over a calibra
 then ``momentum`` is put back), and run once in ``eval()`` mode after
 ``spikingjelly.clock_driven.functional.reset_net``.  Forward hooks record every LIF's output
 spikes (``spikes/<module name>``, bool) and the patch embedding's and every block's output
-(``act/<module name>``, float64; a BESTformer block gives ``.../x0`` and ``.../x1``).
+(``act/<module name>``, float64; a BESTformer block's pair as ``act/block.<j>[0]`` and
+``act/block.<j>[1]``).
 """
 from __future__ import annotations
 
@@ -141,7 +142,7 @@ def _run(model, x, functional):
                 output = output[0]                         # (x, (H, W))
             if isinstance(output, tuple):
                 for i, o in enumerate(output):
-                    acts[f"{name}/x{i}"] = o.detach().numpy()
+                    acts[f"{name}[{i}]"] = o.detach().numpy()
             else:
                 acts[name] = output.detach().numpy()
         return hook
