@@ -106,3 +106,25 @@ def constant_rows(state: dict, keys) -> list[str]:
         if rows.size:
             bad.append(f"{k} rows {rows.tolist()}")
     return bad
+
+
+def fill_inferred(kw: dict, got: dict) -> dict:
+    """``kw`` completed with the inferred values ``got`` (None: not inferable); one
+    ``ValueError`` naming every keyword that is neither given nor inferable."""
+    out = dict(kw)
+    lost = [k for k, v in got.items() if k not in out and v is None]
+    if lost:
+        raise ValueError(f"cannot infer {', '.join(lost)} from the state_dict (its keys do not "
+                         f"look like the official vit_snn's); pass "
+                         f"{', '.join(k + '=...' for k in lost)}")
+    out.update({k: v for k, v in got.items() if k not in out})
+    return out
+
+
+def mlp_ratio_of(state: dict, D) -> float | int | None:
+    """``mlp1_conv`` width / ``embed_dims`` (an int when whole)."""
+    hidden = first_shape(state, "block.0.mlp.mlp1_conv.weight", 0)
+    if hidden is None or not D:
+        return None
+    r = hidden / D
+    return int(r) if float(r).is_integer() else r

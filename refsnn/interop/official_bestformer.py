@@ -56,7 +56,8 @@ import numpy as np
 from .._checks import as_float_array, check_choice, check_dtype
 from ..models.bestformer import BESTformer
 from ..neurons import lif_forward
-from ._state import as_state, check_kwargs, check_state, copy_into, depth_of, first_shape
+from ._state import (as_state, check_kwargs, check_state, copy_into, depth_of, fill_inferred,
+                     first_shape, mlp_ratio_of)
 from ._state import constant_rows as _constant_rows
 
 __all__ = ["load_official_bestformer", "OfficialBESTformer"]
@@ -72,17 +73,8 @@ def _infer(state: dict, kw: dict) -> dict:
         "num_heads": first_shape(state, "block.0.attn.lambda_attn", 2),
         "T": first_shape(state, "block.0.attn.lambda_attn", 0),
     }
-    hidden = first_shape(state, "block.0.mlp.mlp1_conv.weight", 0)
-    if hidden is not None and got["embed_dims"]:
-        got["mlp_ratios"] = hidden / got["embed_dims"]
-    out = dict(kw)
-    for k, v in got.items():
-        if k not in out:
-            if v is None:
-                raise ValueError(f"cannot infer {k} from the state_dict (its keys do not look "
-                                 f"like the official vit_snn's); pass {k}=...")
-            out[k] = int(v) if k != "mlp_ratios" or float(v).is_integer() else v
-    return out
+    got["mlp_ratios"] = mlp_ratio_of(state, got["embed_dims"])
+    return fill_inferred(kw, got)
 
 
 class OfficialBESTformer:

@@ -46,7 +46,8 @@ import numpy as np
 
 from .._checks import as_float_array, check_dtype
 from ..models.spikingformer import Spikingformer
-from ._state import as_state, check_kwargs, check_state, copy_into, depth_of, first_shape
+from ._state import (as_state, check_kwargs, check_state, copy_into, depth_of, fill_inferred,
+                     first_shape, mlp_ratio_of)
 
 __all__ = ["load_official_spikingformer", "OfficialSpikingformer"]
 
@@ -181,16 +182,8 @@ def load_official_spikingformer(state_dict, *, dtype=np.float64, fast: bool | No
            "embed_dims": first_shape(state, "head.weight", 1),
            "num_classes": first_shape(state, "head.weight", 0),
            "depths": depth_of(state)}
-    hidden = first_shape(state, "block.0.mlp.mlp1_conv.weight", 0)
-    if hidden is not None and got["embed_dims"]:
-        r = hidden / got["embed_dims"]
-        got["mlp_ratios"] = int(r) if float(r).is_integer() else r
-    for k, v in got.items():
-        if k not in kw:
-            if v is None:
-                raise ValueError(f"cannot infer {k} from the state_dict (its keys do not look "
-                                 f"like the official vit_snn's); pass {k}=...")
-            kw[k] = v
+    got["mlp_ratios"] = mlp_ratio_of(state, got["embed_dims"])
+    kw = fill_inferred(kw, got)
     D = kw["embed_dims"]
     if D % 8 or D % kw["num_heads"]:
         raise ValueError(f"embed_dims must be a multiple of 8 (tokenizer widths D/8 ... D) and "
