@@ -56,7 +56,8 @@ def test_unknown_keywords_and_non_mappings_are_type_errors(best_state):
         load_official_bestformer([("head.weight", np.zeros((3, 16)))])
     with pytest.raises(TypeError, match=r"state_dict\['head.weight'\] must be a numeric array"):
         load_official_bestformer({**best_state, "head.weight": np.array(["a"])})
-    with pytest.raises(ValueError, match="cannot infer in_channels, embed_dims, num_classes, depths, num_heads, T, mlp_ratios"):
+    with pytest.raises(ValueError, match="cannot infer in_channels, embed_dims, num_classes, "
+                                         "depths, num_heads, T, mlp_ratios"):
         load_official_bestformer({})
     with pytest.raises(ValueError, match="constant_rows must be one of"):
         load_official_bestformer(best_state, constant_rows="nan")
