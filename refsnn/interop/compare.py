@@ -15,27 +15,14 @@ change that flipped it); any other array as values, with ``|c - r| <= atol + rto
 candidate array of another shape but the same size is reshaped (a hook may see (T, B, C, N)
 where refsnn keeps (T, B, C, H, W)); a different size is a difference of kind ``"shape"``.
 
-Collecting a PyTorch model's tensors with forward hooks (in the official environment; every
-spikingjelly neuron is a ``BaseNode``, a block returns a tuple for BESTformer)::
+Collecting a PyTorch model's tensors: :func:`refsnn.interop.record_intermediates` (needs torch,
+the ``[peers]`` extra) hooks every spikingjelly neuron (``BaseNode``), ``patch_embed`` (first
+output) and every ``block.<j>`` (``block.<j>[i]`` for tuple outputs), after
+``functional.reset_net`` (spikingjelly neurons keep their potential across calls)::
 
-    from spikingjelly.clock_driven import functional
-    from spikingjelly.clock_driven.neuron import BaseNode
-    acts = {}
-    def hook(name):
-        def f(module, inputs, output):
-            out = output[:1] if name == "patch_embed" else output      # drop (H, W)
-            out = out if isinstance(out, tuple) else (out,)
-            for i, o in enumerate(out):
-                acts[name if len(out) == 1 else f"{name}[{i}]"] = o.detach().cpu().numpy()
-        return f
-    for name, m in model.named_modules():
-        if isinstance(m, BaseNode) or name == "patch_embed" or \\
-                (name.startswith("block.") and name.count(".") == 1):
-            m.register_forward_hook(hook(name))
-    model.eval(); functional.reset_net(model)           # LIF state persists across calls
-    with torch.no_grad():
-        model(torch.from_numpy(x))
-    numpy.savez("acts.npz", **acts)
+    acts = record_intermediates(torch_model, x)      # in the official environment
+    numpy.savez("acts.npz", **acts)                  # ... and anywhere, without torch:
+    print(compare_layers(numpy.load("acts.npz"), official.intermediates(x)))
 
 The names are then those of :meth:`OfficialBESTformer.intermediates
 <refsnn.interop.OfficialBESTformer.intermediates>` and :meth:`OfficialSpikingformer.intermediates

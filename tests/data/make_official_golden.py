@@ -1,8 +1,9 @@
 """Make the golden vectors ``official_*.npz`` from the official PyTorch code (not run by the tests).
 
-Usage (torch and spikingjelly 0.0.0.0.14 needed; run from anywhere)::
+Usage (torch and spikingjelly 0.0.0.0.14 needed, and refsnn importable)::
 
-    python tests/data/make_official_golden.py BESTFORMER_CHECKOUT SPIKINGFORMER_CHECKOUT [OUT_DIR]
+    PYTHONPATH=. python tests/data/make_official_golden.py \
+        BESTFORMER_CHECKOUT SPIKINGFORMER_CHECKOUT [OUT_DIR]
 
 ``BESTFORMER_CHECKOUT`` is a copy of ``CaoHLin/BESTFormer`` (``cifar/model.py`` and
 ``cifar/quantized_utils.py`` are read), ``SPIKINGFORMER_CHECKOUT`` one of
@@ -19,8 +20,9 @@ Each model is built with the official constructor in float64 (``.double()``), gi
 weights, BatchNorm running statistics from one training-mode pass over a calibration batch
 (``momentum=None``, so the running stats are exactly that batch's mean and unbiased variance,
 then ``momentum`` is put back), and run once in ``eval()`` mode after
-``spikingjelly.clock_driven.functional.reset_net``.  Forward hooks record every LIF's output
-spikes (``spikes/<module name>``, bool) and the patch embedding's and every block's output
+``spikingjelly.clock_driven.functional.reset_net``.  Forward hooks
+(:func:`refsnn.interop.record_intermediates`) record every LIF's output spikes
+(``spikes/<module name>``, bool) and the patch embedding's and every block's output
 (``act/<module name>``, float64; a BESTformer block's pair as ``act/block.<j>[0]`` and
 ``act/block.<j>[1]``).
 """
@@ -124,42 +126,23 @@ def _calibrate(model, x_cal, functional):
 
 
 def _run(model, x, functional):
-    """Eval forward with hooks: (outputs, spikes, activations)."""
+    """Eval forward with hooks (refsnn.interop.record_intermediates): (outputs, spikes, acts)."""
     import torch
     from spikingjelly.clock_driven.neuron import BaseNode
-    spikes, acts, handles = {}, {}, []
 
-    def spike_hook(name):
-        def hook(module, inputs, output):
-            out = output.detach().numpy()
-            assert set(np.unique(out)) <= {0.0, 1.0}, name
-            spikes[name] = out.astype(bool)
-        return hook
-
-    def act_hook(name):
-        def hook(module, inputs, output):
-            if name == "patch_embed":
-                output = output[0]                         # (x, (H, W))
-            if isinstance(output, tuple):
-                for i, o in enumerate(output):
-                    acts[f"{name}[{i}]"] = o.detach().numpy()
-            else:
-                acts[name] = output.detach().numpy()
-        return hook
-
-    for name, m in model.named_modules():
-        if isinstance(m, BaseNode):
-            handles.append(m.register_forward_hook(spike_hook(name)))
-        elif name == "patch_embed" or (name.startswith("block.") and name.count(".") == 1):
-            handles.append(m.register_forward_hook(act_hook(name)))
+    from refsnn.interop import record_intermediates
+    neurons = {name for name, m in model.named_modules() if isinstance(m, BaseNode)}
+    hooked = record_intermediates(model, x.numpy())         # eval, reset_net, no_grad
+    spikes = {k: v for k, v in hooked.items() if k in neurons}
+    for k, v in spikes.items():
+        assert set(np.unique(v)) <= {0.0, 1.0}, k
+    acts = {k: v for k, v in hooked.items() if k not in neurons}
     model.eval()
     functional.reset_net(model)
     with torch.no_grad():
         out = model(x)
-    for h in handles:
-        h.remove()
     out = out if isinstance(out, tuple) else (out,)
-    return [o.numpy() for o in out], spikes, acts
+    return [o.numpy() for o in out], {k: v.astype(bool) for k, v in spikes.items()}, acts
 
 
 def make(kind: str, module, config: dict, seed: int, out_path: Path):
