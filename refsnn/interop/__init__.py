@@ -19,4 +19,5 @@ from .official_spikingformer import OfficialSpikingformer, load_official_spiking
 from .torch_hooks import record_intermediates          # imports torch only when called
 
 __all__ = ["load_official_bestformer", "OfficialBESTformer", "load_official_spikingformer",
-           "OfficialSpikingformer", "compare_layers", "LayerDiff", "ComparisonReport", "record_intermediates"]
+           "OfficialSpikingformer", "compare_layers", "LayerDiff", "ComparisonReport",
+           "record_intermediates"]

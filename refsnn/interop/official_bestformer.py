@@ -35,6 +35,11 @@ Official quirks the loader checks rather than copies:
 * A constant, nonzero row of a binary weight: the official binariser divides by a zero std and
   gets the sign of the mean's rounding residue; refsnn's BEST-5 makes the row 0.  The loader
   refuses such rows unless ``constant_rows="zero"`` (refsnn's convention) is passed.
+* The official ``cifar10.yml`` / ``cifar100.yml`` set ``amp: True``, so ``validate`` (which averages
+  the heads and calls ``reset_net`` after each batch) runs under ``torch.cuda.amp.autocast``:
+  convolutions and products in float16.  refsnn reproduces the float32/float64 forward; against
+  a float16 run expect the odd spike flipped where a potential lies within float16 rounding of
+  its threshold.
 
 Examples
 --------

@@ -1,5 +1,5 @@
 """Load weights of the official Spikingformer CIFAR code (``zhouchenlin2096/Spikingformer``,
-``cifar10/model.py``; ``cifar100/model.py`` builds the same module).
+``cifar10/model.py``).
 
 Export from PyTorch (the official environment), two lines::
 
@@ -27,6 +27,8 @@ used; the loader requires them (they are official keys) and drops them.  ``num_h
 ``T`` do not show in any weight shape, so they must be passed (defaults would silently give a
 different model).  ``img_size_h``, ``img_size_w``, ``patch_size`` and ``sr_ratios`` do not enter
 the forward; they are checked and kept in ``kwargs``.
+The official ``cifar10.yml`` sets ``amp: True``: its validation runs in float16 autocast, while
+refsnn reproduces the float32/float64 forward (a float16 run may flip the odd spike).
 
 Examples
 --------

@@ -2,7 +2,7 @@
 
 Usage (torch and spikingjelly 0.0.0.0.14 needed, and refsnn importable)::
 
-    PYTHONPATH=. python tests/data/make_official_golden.py \
+    PYTHONPATH=. python tests/data/make_official_golden.py \\
         BESTFORMER_CHECKOUT SPIKINGFORMER_CHECKOUT [OUT_DIR]
 
 ``BESTFORMER_CHECKOUT`` is a copy of ``CaoHLin/BESTFormer`` (``cifar/model.py`` and
