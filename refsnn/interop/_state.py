@@ -27,6 +27,9 @@ def as_state(state_dict) -> dict[str, np.ndarray]:
             raise TypeError(f"state_dict[{k!r}] must be a numeric array (convert torch tensors "
                             f"with .numpy()), got dtype {v.dtype}")
         out[k] = v
+    bad = [k for k, v in out.items() if v.dtype.kind == "f" and not np.all(np.isfinite(v))]
+    if bad:
+        raise ValueError(f"state_dict arrays must be finite; NaN or inf in {bad}")
     return out
 
 

@@ -59,6 +59,10 @@ def test_unknown_keywords_and_non_mappings_are_type_errors(best_state):
     with pytest.raises(ValueError, match="cannot infer in_channels, embed_dims, num_classes, "
                                          "depths, num_heads, T, mlp_ratios"):
         load_official_bestformer({})
+    nan = best_state["block.1.mlp.mlp2_bn.weight"].copy()
+    nan[0] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or inf in \['block.1.mlp.mlp2_bn.weight'\]"):
+        load_official_bestformer({**best_state, "block.1.mlp.mlp2_bn.weight": nan})
     with pytest.raises(ValueError, match="constant_rows must be one of"):
         load_official_bestformer(best_state, constant_rows="nan")
 
