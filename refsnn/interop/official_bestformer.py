@@ -59,6 +59,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_float_array, check_choice, check_dtype
+from ..layers.linear import linear_forward
 from ..models.bestformer import BESTformer
 from ..neurons import lif_forward
 from ._state import (as_state, check_kwargs, check_state, copy_into, depth_of, fill_inferred,
@@ -139,10 +140,13 @@ class OfficialBESTformer:
     def heads(self, x0, x1):
         """The official ``head(x0.flatten(3).mean(3).mean(0))`` and ``head2(...)`` of the last
         block's streams (T, B, D, h, w): ``(y_cls, y_dist)``."""
-        m = self.model
-        f0 = m._features(self._time_input(x0, "x0"))
-        f1 = m._features(self._time_input(x1, "x1"))
-        return m._head("head", f0)[0], m._head("head2", f1)[0]
+        p, out = self.model.params, []
+        for h, y in (("head", x0), ("head2", x1)):
+            y = self._time_input(y, "x0" if h == "head" else "x1")
+            T, B, D = y.shape[:3]
+            f = y.reshape(T, B, D, -1).mean(axis=3).mean(axis=0)         # (B, D)
+            out.append(linear_forward(f, p[f"{h}.weight"], p[f"{h}.bias"])[0])   # (B, K)
+        return tuple(out)
 
     # -- intermediates ----------------------------------------------------------------------
     def intermediates(self, x) -> dict[str, np.ndarray]:
