@@ -37,7 +37,9 @@ use the official one.
 Conventions made explicit here:
 
 * **Constant group.**  If every element of a group (the tensor, or one row) is equal, the
-  official code computes ``0 / 0 = NaN`` and ``torch.sign(NaN) = NaN``.  refsnn defines the
+  official code divides by a zero std: an exactly representable mean gives ``0 / 0 = NaN`` and
+  ``torch.sign(NaN) = 0``, but a mean with a rounding residue (a row of 0.1) gives ``+-inf`` and
+  a whole row of +-1 (tests/interop/test_torch_binariser_quirk.py shows both).  refsnn defines the
   standardised group as 0, so its binary weights are all ``sign_zero``, its reported std is 0,
   and its gradient through the standardisation is 0 (the map is discontinuous there; a zero row
   is a stationary point unless ``through_standardize=False``).  No NaN ever leaks.  A group is
