@@ -57,11 +57,10 @@ def bn_const(weight, bias, running_mean, running_var, eps, dtype) -> BNConst:
     (dtype('float32'), True)
     """
     dt = np.dtype(dtype)
-    var = np.asarray(running_var).astype(dt, copy=False)
+    var = np.array(running_var, dtype=dt)                        # copies: a snapshot
     inv = (1.0 / np.sqrt(var + dt.type(eps))).astype(dt)
-    return BNConst(np.asarray(running_mean).astype(dt, copy=False), inv,
-                   np.asarray(weight).astype(dt, copy=False),
-                   np.asarray(bias).astype(dt, copy=False))
+    return BNConst(np.array(running_mean, dtype=dt), inv, np.array(weight, dtype=dt),
+                   np.array(bias, dtype=dt))
 
 
 def bn_apply(z, c: BNConst, axis: int = -1) -> np.ndarray:

@@ -126,7 +126,31 @@ class PackedBESTformer:
             self.tok_bn.append(self._site(pre, u.name, tok.params, tok.buffers, u.eps,
                                           self.tok_spec if 0 < s < 4 else None))
         self.blocks = [self._block(j, blk.F, blk.G) for j, blk in enumerate(model.stack.blocks)]
-        self.heads = {k: self._keep(k, v) for k, v in model.head_params.items()}
+        self.heads = {k: self._keep(k, np.array(v)) for k, v in model.head_params.items()}
+        binary = {n for n in self.binary_names}
+        self._float32 = {k: 4 * v.size for k, v in model.state_dict().items()
+                         if not k.endswith("num_batches_tracked")}
+        self._float32_binary = sum(v for k, v in self._float32.items() if k in binary)
+
+    def memory(self) -> dict:
+        """Measured bytes: every array this object stores (packed words, first conv, BN or
+        threshold constants, lambda, heads) against the float32 model (every parameter and
+        running statistic at 4 bytes; ``num_batches_tracked`` is not read at inference), and the
+        binary conv weights alone (packed words vs float32).  Ratios are float32 / packed.
+
+        >>> import numpy as np
+        >>> from refsnn.models import create
+        >>> m = compile_packed(create("bestformer-1-16-tiny", rng=np.random.default_rng(0)))
+        >>> r = m.memory(); round(r["binary_ratio"], 2)   # C_in = 2..64: one padded word per row
+        6.38
+        """
+        packed = sum(int(a.nbytes) for a in self.arrays.values())
+        binary = sum(int(self.arrays[n + " (packed)"].nbytes) for n in self.binary_names)
+        f32 = sum(self._float32.values())
+        return {"float32_bytes": f32, "packed_bytes": packed, "ratio": f32 / packed,
+                "binary_float32_bytes": self._float32_binary, "binary_packed_bytes": binary,
+                "binary_ratio": self._float32_binary / binary,
+                "arrays": {k: int(a.nbytes) for k, a in self.arrays.items()}}
 
     # -- compilation -------------------------------------------------------------------------
     def _keep(self, name, arr):
