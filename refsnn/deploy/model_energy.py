@@ -39,7 +39,7 @@ from .energy_cli import records_from_config
 from .ops import firing_rate
 from .packed_model import eval_spikes
 
-__all__ = ["measured_rates", "model_records", "model_energy_report"]
+__all__ = ["measured_rates", "model_records", "model_energy_report", "energy_summary"]
 
 
 def measured_rates(model, x) -> dict:
@@ -78,3 +78,24 @@ def model_energy_report(model, x, **kwargs) -> list[dict]:
     """:func:`~refsnn.deploy.energy.energy_report` of :func:`model_records` with the model's
     ``T`` (keywords passed on: ``e_mac``, ``e_ac``, ``first_layer_per_step``)."""
     return energy_report(model_records(model, x), model.T, **kwargs)
+
+
+def energy_summary(rows, T: int, e_mac: float = 4.6) -> dict:
+    """Totals of an :func:`model_energy_report` (QSD-29/30, SPF-20): ``mac_pj``, ``ac_pj``,
+    ``total_pj``, ``sops``, and ``dense_pj`` -- the same layers as float MACs at every step
+    (``E_MAC * T * MACs`` for every AC-charged layer, plus the MAC rows as charged) -- and
+    ``saving = dense_pj / total_pj``.
+
+    >>> from refsnn.deploy.ops import OpRecord
+    >>> rows = energy_report([OpRecord("c", "conv2d", 10, None, first_layer=True),
+    ...                       OpRecord("f", "linear", 100, 0.5, weight_bits=1)], T=2)
+    >>> s = energy_summary(rows, 2); s["total_pj"], s["dense_pj"]
+    (136.0, 966.0)
+    """
+    mac = sum(r["energy_pj"] for r in rows if r["unit"] == "MAC")
+    ac = sum(r["energy_pj"] for r in rows if r["unit"] == "AC")
+    dense = mac + e_mac * T * sum(r["macs"] for r in rows if r["unit"] == "AC")
+    total = mac + ac
+    return {"mac_pj": mac, "ac_pj": ac, "total_pj": total, "dense_pj": dense,
+            "sops": sum(r["ops"] for r in rows if r["unit"] == "AC"),
+            "saving": dense / total if total > 0 else float("inf")}

@@ -38,3 +38,15 @@ def test_rates_are_those_of_the_packed_model_spikes():
     _, _, sp = compile_packed(model).forward_spikes(x)
     assert measured_rates(model, x)["block.0.mlp.mlp2_conv"] == \
         firing_rate(sp["block.0.mlp.mlp2_lif"])
+
+
+def test_energy_summary_adds_the_rows_QSD_30():
+    from refsnn.deploy.model_energy import energy_summary
+    rng = np.random.default_rng(2)
+    model = create("bestformer-1-16-tiny", rng=rng)
+    x = rng.random((2, 3, 8, 8)).astype(np.float32)
+    rows = model_energy_report(model, x)
+    s = energy_summary(rows, model.T)
+    assert s["total_pj"] == pytest.approx(sum(r["energy_pj"] for r in rows))
+    assert s["mac_pj"] + s["ac_pj"] == pytest.approx(s["total_pj"])
+    assert s["dense_pj"] >= s["total_pj"] and s["saving"] >= 1
