@@ -192,7 +192,7 @@ def test_memory_ratio_approaches_32_when_channels_fill_words():
 # -- bad input -----------------------------------------------------------------------------
 def test_weight_with_exact_zero_after_binarisation_is_named():
     model = create("bestformer-1-16-tiny", rng=np.random.default_rng(0))
-    model.params["block.0.attn.k_conv.weight"][3] = 0.25       # a constant row: sign(0) = 0
+    model.params["block.0.attn.k_conv.weight"][3] = 0.0        # a constant row: sign(0) = 0
     with pytest.raises(UnsupportedModel, match=r"block\.0\.attn\.k_conv\.weight.*\[3\]"):
         compile_packed(model)
 
@@ -223,3 +223,22 @@ def test_other_objects_and_arguments_are_rejected():
         packed.forward(np.zeros((2, 3, 6, 6), np.float32))
     with pytest.raises(ValueError, match="finite|NaN|nan"):
         packed.forward(np.full((1, 3, 8, 8), np.nan, np.float32))
+
+
+def test_channels_spanning_several_words_with_padding_are_exact():
+    """K = 9, 18, 36, 72 (stages), 72 and 144 (1x1 convs): one to three words, the last one
+    padded with 0 bits in spikes and weights alike (never a multiple of 64)."""
+    rng = np.random.default_rng(5)
+    model = randomise(BESTformer(embed_dims=72, num_heads=3, depths=1, num_classes=3, T=2,
+                                 mlp_ratios=2, rng=rng), rng)
+    x = rng.normal(0.5, 1.5, (2, 3, 8, 8)).astype(np.float32)
+    assert_same(compile_packed(model).forward_spikes(x), eval_spikes(model, x))
+
+
+def test_soft_reset_neurons_cannot_take_integer_thresholds_and_say_so():
+    model = BESTformer(embed_dims=8, num_heads=1, depths=1, num_classes=2, T=2,
+                       neuron="spikingjelly-soft", rng=np.random.default_rng(0))
+    with pytest.raises(UnsupportedModel, match=r"patch_embed\.block1_bn -> LIF.*soft reset"):
+        compile_packed(model, thresholds="integer")
+    x = np.random.default_rng(1).normal(size=(1, 3, 8, 8)).astype(np.float32)
+    assert_same(compile_packed(model).forward_spikes(x), eval_spikes(model, x))
