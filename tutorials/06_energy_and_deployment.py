@@ -36,8 +36,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from refsnn.deploy import (compile_packed, eval_spikes, fold_bn_integer,  # noqa: E402
-                           format_report, model_size_mb, pack_spikes, pack_weights,
-                           packed_linear, size_breakdown)
+                           fold_lambda_into_lif, folded_lif_forward, format_report,
+                           model_size_mb, pack_spikes, pack_weights, packed_linear,
+                           size_breakdown)
 from refsnn.deploy.model_energy import model_energy_report  # noqa: E402
 from refsnn.models import BESTformer, create  # noqa: E402
 from refsnn.neurons import lif_forward  # noqa: E402
@@ -140,7 +141,18 @@ print("first-step integer thresholds of 8 channels:", il.zeta[0, :8].tolist(),
 # reset (`zeta[n-1]`). lambda is different again: `attn_lif` reads `lambda[t] * 0.125 * y[t]`
 # and lambda varies over time, so moving it into the threshold gives `theta[t] ~ 1/lambda[t]`
 # *and* rescales the carried potential by `lambda[t-1]/lambda[t]` (`fold_lambda_into_lif`); a
-# threshold change alone would be wrong.
+# threshold change alone would be wrong. Two steps show it: counts `y = (2, 6)` with
+# `lambda = (3, 1)`.
+
+# %%
+lam, y = np.array([3.0, 1.0]), np.array([2.0, 6.0])             # (T,) per step
+S_true = lif_forward(lam * 0.125 * y, "bestformer-official-attn").S   # the unfolded attn_lif
+fl = fold_lambda_into_lif(lam, "bestformer-official-attn", scale=0.125)
+S_fold = folded_lif_forward(y, fl)[0]
+S_naive = folded_lif_forward(y, fl._replace(rho=np.ones_like(fl.rho)))[0]   # threshold only
+print("unfolded", S_true, "| folded with rho", S_fold, "| threshold only", S_naive,
+      "| rho =", fl.rho)
+assert np.array_equal(S_fold, S_true) and not np.array_equal(S_naive, S_true)
 
 # %% [markdown]
 # ## The whole model, packed
