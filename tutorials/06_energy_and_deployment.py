@@ -22,7 +22,7 @@
 # 4. estimate its energy from *measured* firing rates (QSD-28..30, SPF-19/20), account its size
 #    as Table 2 does (BEST-T2), and measure the memory the packed weights really take.
 #
-# Run it with `python tutorials/06_energy_and_deployment.py` (about 20 s; most of it is
+# Run it with `python tutorials/06_energy_and_deployment.py` (about 15 s; most of it is
 # training). Plots go to `$REFSNN_TUTORIAL_OUT` (or a fresh temporary folder).
 
 # %%
@@ -68,7 +68,7 @@ print("plots go to", OUT)
 # ## A small model, trained briefly
 #
 # The tiny registry configuration (D = 16, one block, T = 2) on scikit-learn's digits at their
-# native 8x8 size, two epochs: far from a good classifier, but a model whose BatchNorm
+# native 8x8 size, one epoch: far from a good classifier, but a model whose BatchNorm
 # statistics, weights and lambda have all moved from their initial values.
 
 # %%
@@ -77,9 +77,9 @@ sub = lambda a: np.ascontiguousarray(a[:, :, ::2, ::2])          # noqa: E731  1
 data = Dataset(sub(ds.x_train), ds.y_train, sub(ds.x_test), ds.y_test, 10)
 rng = np.random.default_rng(0)
 model = create("bestformer-1-16-tiny", rng=rng, in_channels=1, num_classes=10)
-hist = train(model, data, epochs=2, batch_size=32, lr=2e-2, rng=rng, progress=False)
+hist = train(model, data, epochs=1, batch_size=32, lr=2e-2, rng=rng, progress=False)
 acc = evaluate(model, data.x_test, data.y_test)
-print(f"test accuracy after 2 epochs: {acc:.3f} (chance 0.1)")
+print(f"test accuracy after 1 epoch: {acc:.3f} (chance 0.1)")
 assert acc > 0.15
 assert np.any(model.buffers["block.0.mlp.mlp1_bn.running_mean"] != 0)
 assert np.any(model.params["block.0.attn.lambda_attn"] != 1)
