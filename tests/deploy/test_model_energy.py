@@ -50,3 +50,18 @@ def test_energy_summary_adds_the_rows_QSD_30():
     assert s["total_pj"] == pytest.approx(sum(r["energy_pj"] for r in rows))
     assert s["mac_pj"] + s["ac_pj"] == pytest.approx(s["total_pj"])
     assert s["dense_pj"] >= s["total_pj"] and s["saving"] >= 1
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan")])
+def test_measured_rates_outside_0_1_are_rejected_naming_the_layer(bad):
+    from refsnn.deploy.energy_cli import records_from_config
+    cfg = create("bestformer-1-16-tiny", rng=np.random.default_rng(0)).config
+    with pytest.raises((ValueError, TypeError), match=r"measured\['block\.0\.mlp\.mlp1_conv'\]"):
+        records_from_config(cfg, 0.1, {"block.0.mlp.mlp1_conv": bad})
+
+
+def test_a_measured_name_that_is_no_layer_is_rejected():
+    from refsnn.deploy.energy_cli import records_from_config
+    cfg = create("bestformer-1-16-tiny", rng=np.random.default_rng(0)).config
+    with pytest.raises(ValueError, match="no spike-input layer of tiny.*block.7.attn.q_conv"):
+        records_from_config(cfg, 0.1, {"block.7.attn.q_conv": 0.1}, "tiny")
