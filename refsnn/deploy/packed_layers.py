@@ -32,7 +32,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .packed import PackedBits, _pack_bits, _popcount_gemm, pack_weights
 
 __all__ = ["BNConst", "bn_const", "bn_apply", "pack_channels", "or_maxpool2d",
-           "conv2d_words", "linear_words", "packed_binary_weight", "UnsupportedModel"]
+           "conv2d_words", "linear_words", "packed_binary_weight", "UnsupportedModel",
+           "check_bestformer"]
 
 
 class UnsupportedModel(ValueError):
@@ -87,6 +88,26 @@ def or_maxpool2d(words, kernel: int = 3, stride: int = 2, padding: int = 1) -> n
     p = np.pad(words, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     win = sliding_window_view(p, (kernel, kernel), axis=(1, 2))[:, ::stride, ::stride]
     return np.bitwise_or.reduce(win.reshape(win.shape[:4] + (-1,)), axis=-1)
+
+
+def check_bestformer(model) -> dict:
+    """The model's config if ``compile_packed`` supports it, else ``TypeError`` (not a
+    BESTformer) or :class:`UnsupportedModel` naming what is unsupported."""
+    from ..models.bestformer import BESTformer, BESTformerBaseline
+    if isinstance(model, BESTformerBaseline):
+        raise UnsupportedModel("model is a 'bestformer-baseline' (plain residual, one head); "
+                               "compile_packed supports the reversible BESTformer only")
+    if not isinstance(model, BESTformer):
+        raise TypeError(f"model must be a refsnn BESTformer, got {type(model).__name__} "
+                        "(other families have no packed compiler)")
+    c = model.config
+    if c["weights"] != "binary" or c["attention"] != "bssa":
+        raise UnsupportedModel(f"model must have binary weights and BSSA attention (the packed "
+                               f"path runs popcount products), got weights={c['weights']!r}, "
+                               f"attention={c['attention']!r} (a float or ANN teacher)")
+    if model.smooth:
+        raise UnsupportedModel("model.smooth is True: smooth neurons do not emit spikes")
+    return c
 
 
 def packed_binary_weight(B, name: str) -> PackedBits:

@@ -56,8 +56,10 @@ from ..quant.binarize import binarize_forward
 from .fold import fold_lambda_into_lif, folded_lif_forward
 from .fold_int import fold_bn_integer, integer_lif_forward
 from .packed import PackedBits, packed_attention_counts
-from .packed_layers import (BNConst, UnsupportedModel, bn_apply, bn_const, conv2d_words,
-                            linear_words, or_maxpool2d, pack_channels, packed_binary_weight)
+from .packed_layers import (BNConst, UnsupportedModel, bn_apply, bn_const, check_bestformer,
+                            conv2d_words, linear_words, or_maxpool2d, pack_channels,
+                            packed_binary_weight)
+from .spikes import eval_spikes
 
 __all__ = ["compile_packed", "PackedBESTformer", "THRESHOLDS", "UnsupportedModel",
            "eval_spikes"]
@@ -79,24 +81,6 @@ def _spec(neuron, what: str) -> LIFSpec:
     return neuron.spec
 
 
-def _check_model(model):
-    from ..models.bestformer import BESTformer, BESTformerBaseline
-    if isinstance(model, BESTformerBaseline):
-        raise UnsupportedModel("model is a 'bestformer-baseline' (plain residual, one head); "
-                               "compile_packed supports the reversible BESTformer only")
-    if not isinstance(model, BESTformer):
-        raise TypeError(f"model must be a refsnn BESTformer, got {type(model).__name__} "
-                        "(other families have no packed compiler)")
-    c = model.config
-    if c["weights"] != "binary" or c["attention"] != "bssa":
-        raise UnsupportedModel(f"model must have binary weights and BSSA attention (the packed "
-                               f"path runs popcount products), got weights={c['weights']!r}, "
-                               f"attention={c['attention']!r} (a float or ANN teacher)")
-    if model.smooth:
-        raise UnsupportedModel("model.smooth is True: smooth neurons do not emit spikes")
-    return c
-
-
 class PackedBESTformer:
     """Packed inference for a compiled BESTformer (module docstring); see
     :func:`compile_packed`.  ``forward(x) -> (z_cls, z_dist)``, ``predict(x)``, and
@@ -104,7 +88,7 @@ class PackedBESTformer:
     layout; ``memory()`` measures the stored arrays."""
 
     def __init__(self, model, thresholds: str = "float", fast: bool | None = None):
-        c = _check_model(model)
+        c = check_bestformer(model)
         check_choice(thresholds, "thresholds", THRESHOLDS)
         self.thresholds = thresholds
         self.fast, self.T, self.dtype = fast, model.T, model.dtype
@@ -363,39 +347,3 @@ def compile_packed(model, *, thresholds: str = "float", fast: bool | None = None
     """
     return PackedBESTformer(model, thresholds, fast)
 
-
-def eval_spikes(model, x):
-    """The float eval path, ``model.forward(x, train=False)``, with every LIF's spikes:
-    ``(z_cls, z_dist, spikes)`` keyed and shaped as :meth:`PackedBESTformer.forward_spikes`.
-
-    Walks the model's public parts (tokenizer, each block's ``F`` and ``G`` branch, the BEST-12
-    coupling, the heads) in the model's order of operations; the tests check that its logits are
-    bitwise ``model.forward``'s.  ``attn_lif0``'s spikes are recomputed from the attention map
-    the branch cache holds (:meth:`refsnn.attention.BSSA.attention_map`).
-    """
-    _check_model(model)
-    x = as_float_array(x, "x")
-    X = np.repeat(x[None], model.T, axis=0) if x.ndim == 4 else x
-    tok, ctok = model.patch_embed.forward(X.astype(model.dtype, copy=False), False)
-    spikes = {f"patch_embed.lif{s + 1}": S for s, S in enumerate(ctok.spikes)}
-    T, B, D = tok.shape[:3]
-    flat = lambda a: a.reshape(a.shape[:3] + (-1,))                       # noqa: E731
-    x0, x1 = None, tok
-    for j, blk in enumerate(model.stack.blocks):
-        fF, cF = blk.F.forward(x1, False)
-        p = f"block.{j}.attn."
-        for nm, S in zip(("proj_lif", "q_lif", "k_lif", "v_lif", "attn_lif"), blk.F.spikes(cF)):
-            spikes[p + nm] = flat(S)
-        spikes[p + "attn_lif0"] = lif_forward(blk.F.attention_map(cF), blk.F.binariser).S
-        y0 = fF + x1 if x0 is None else fF + (x0 + x1) / 2
-        fG, cG = blk.G.forward(y0, False)
-        S1, S2 = blk.G.spikes(cG)
-        spikes[f"block.{j}.mlp.mlp1_lif"], spikes[f"block.{j}.mlp.mlp2_lif"] = flat(S1), flat(S2)
-        x0, x1 = y0, fG + (x1 + y0) / 2
-    f0, f1 = (y.reshape(T, B, D, -1).mean(axis=3).mean(axis=0) for y in (x0, x1))
-    if model.config["swap_heads"]:
-        f0, f1 = f1, f0
-    hp = model.head_params
-    z_cls = linear_forward(f0, hp["head.weight"], hp["head.bias"])[0]
-    z_dist = linear_forward(f1, hp["head2.weight"], hp["head2.bias"])[0]
-    return z_cls, z_dist, spikes
