@@ -145,3 +145,17 @@ def popcount_gemm(a, bT, signed, out):  # pragma: no cover - compiled
                 off = offset[r]
                 for n in range(nn):
                     orow[n] = np.int32(scale * np.int64(accr[n]) - off)
+
+
+@njit(cache=True, parallel=True)
+def bn_affine32(z, mu, inv, g, beta, out):  # pragma: no cover - compiled
+    """``out[i, c] = ((float32(z[i, c]) - mu[c]) * inv[c]) * g[c] + beta[c]`` in float32, the
+    operations of :func:`refsnn.deploy.packed_layers.bn_apply` in its order (no fastmath, so no
+    contraction into fused multiply-adds: bitwise the NumPy result).  ``z``: (R, C) int32,
+    C-contiguous; constants (C,) float32; ``out``: (R, C) float32."""
+    R, C = z.shape
+    for i in prange(R):
+        zi = z[i]
+        oi = out[i]
+        for c in range(C):
+            oi[c] = ((np.float32(zi[c]) - mu[c]) * inv[c]) * g[c] + beta[c]

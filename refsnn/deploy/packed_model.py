@@ -213,7 +213,7 @@ class PackedBESTformer:
             T, C = acc.shape[0], acc.shape[-1]
             S = integer_lif_forward(acc.reshape(T, -1, C).astype(np.int64), site.ilif)
             return S.reshape(acc.shape).astype(self.dtype)
-        return self._lif(bn_apply(acc, site.bn), site.spec)
+        return self._lif(bn_apply(acc, site.bn, fast=self.fast), site.spec)
 
     # -- forward -----------------------------------------------------------------------------
     def _time_input(self, x) -> np.ndarray:
@@ -244,7 +244,7 @@ class PackedBESTformer:
             acc = acc.reshape((T, B) + acc.shape[1:])
             if s < 4:
                 S = self._fire(acc, self.tok_bn[s])
-        y = bn_apply(acc, self.tok_bn[4].bn)                                # (T, B, h, w, D)
+        y = bn_apply(acc, self.tok_bn[4].bn, fast=self.fast)           # (T, B, h, w, D)
         return y.reshape(T, B, -1, y.shape[-1])                             # (T, B, N, D)
 
     def _heads(self, S, h):
@@ -276,13 +276,15 @@ class PackedBESTformer:
             A = self._lif(Y.astype(self.dtype) * blk["lam"], blk["attn"])
         A = A.transpose(0, 1, 3, 2, 4).reshape(T, B, N, C)                  # merge heads
         spikes[p + "attn_lif"] = A.transpose(0, 1, 3, 2)
-        return bn_apply(linear_words(pack_channels(A), blk["proj_w"], self.fast), blk["proj_bn"].bn)
+        acc = linear_words(pack_channels(A), blk["proj_w"], self.fast)
+        return bn_apply(acc, blk["proj_bn"].bn, fast=self.fast)
 
     def _mlp(self, blk, x, p, spikes):
         S1 = self._lif(x, blk["mlp"])                                       # mlp1_lif
         S2 = self._fire(linear_words(pack_channels(S1), blk["mlp1_w"], self.fast), blk["mlp1_bn"])
         spikes[p + "mlp1_lif"], spikes[p + "mlp2_lif"] = (S.transpose(0, 1, 3, 2) for S in (S1, S2))
-        return bn_apply(linear_words(pack_channels(S2), blk["mlp2_w"], self.fast), blk["mlp2_bn"].bn)
+        acc = linear_words(pack_channels(S2), blk["mlp2_w"], self.fast)
+        return bn_apply(acc, blk["mlp2_bn"].bn, fast=self.fast)
 
     def forward_spikes(self, x):
         """``(z_cls, z_dist, spikes)``: logits (B, K) each and a dict of every LIF's spikes,

@@ -242,3 +242,14 @@ def test_soft_reset_neurons_cannot_take_integer_thresholds_and_say_so():
         compile_packed(model, thresholds="integer")
     x = np.random.default_rng(1).normal(size=(1, 3, 8, 8)).astype(np.float32)
     assert_same(compile_packed(model).forward_spikes(x), eval_spikes(model, x))
+
+
+@settings(max_examples=20)
+@given(seed=st.integers(0, 2 ** 32 - 1), C=st.integers(1, 70), R=st.integers(1, 40))
+def test_fused_bn_kernel_is_bitwise_the_clear_bn(seed, C, R):
+    from refsnn.deploy.packed_layers import bn_apply, bn_const
+    rng = np.random.default_rng(seed)
+    c = bn_const(rng.normal(1, 1, C), rng.normal(0, 1, C), rng.normal(0, 5, C),
+                 rng.uniform(1e-3, 50, C), 1e-5, np.float32)
+    z = rng.integers(-200, 200, (R, C)).astype(np.int32)
+    assert np.array_equal(bn_apply(z, c, fast=True), bn_apply(z, c, fast=False))
