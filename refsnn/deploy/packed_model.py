@@ -25,8 +25,9 @@ Two ways to run the neurons that read an integer accumulator (``thresholds``):
     float64 eval path except where that path's potential lies within float64 rounding of a
     threshold (and differs from a float32 eval path wherever float32 rounding decides a spike).
 
-``attn_lif0`` reads integer counts; its potentials are multiples of ``2**-T`` (tau = 2), exact
-in either float, so it runs as the eval path does in both modes.  Neurons that read a float
+``attn_lif0`` reads integer counts; its potentials are multiples of ``2**-T`` (tau = 2) no larger
+than the largest count, exact in float32 while ``count 2**T < 2**24`` (float64 in
+``"integer"`` mode: exact while ``count 2**T < 2**53``), so it runs as the eval path does.  Neurons that read a float
 stream (``proj_lif``, ``mlp1_lif``) and the first tokenizer LIF are float LIFs in both modes.
 
 Examples
@@ -92,6 +93,9 @@ class PackedBESTformer:
         check_choice(thresholds, "thresholds", THRESHOLDS)
         self.thresholds = thresholds
         self.fast, self.T, self.dtype = fast, model.T, model.dtype
+        # attn_lif0 on integer counts: potentials are multiples of 2**-T below the largest
+        # count, exact in float32 while count * 2**T < 2**24; "integer" runs it in float64
+        self._dt0 = np.dtype(np.float64) if thresholds == "integer" else self.dtype
         self.in_channels, self.swap_heads = c["in_channels"], c["swap_heads"]
         self.arrays: dict[str, np.ndarray] = {}              # every array the forward reads
         self.binary_names: list[str] = []
@@ -263,11 +267,12 @@ class PackedBESTformer:
         bits = lambda a: PackedBits(pack_channels(a), a.shape[-1])          # noqa: E731
         sw = lambda a: np.swapaxes(a, -1, -2)                               # noqa: E731
         cnt = lambda a, b: packed_attention_counts(bits(a), bits(b), fast=self.fast)  # noqa
+        lif0 = lambda A: self._lif(A.astype(self._dt0), blk["attn0"]).astype(self.dtype)  # noqa
         if blk["order"] == "qk_v":
-            SA = self._lif(cnt(q, k).astype(self.dtype), blk["attn0"])      # (T, B, h, N, N)
+            SA = lif0(cnt(q, k))                                            # (T, B, h, N, N)
             Y = cnt(SA, sw(v))                                              # SA @ v
         else:
-            SA = self._lif(cnt(sw(k), sw(v)).astype(self.dtype), blk["attn0"])   # (.., d, d)
+            SA = lif0(cnt(sw(k), sw(v)))                                    # (T, B, h, d, d)
             Y = cnt(q, sw(SA))                                              # q @ SA
         spikes[p + "attn_lif0"] = SA
         if self.thresholds == "integer":                                    # lambda folded
