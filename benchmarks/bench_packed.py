@@ -14,6 +14,11 @@ kernel) and the packed path's tera binary MACs per second, ``M N K / t_packed / 
 1.5 on 2 threads).  The BLAS kernel ``threadpoolctl`` reports (``OPENBLAS_CORETYPE`` may select
 the AVX2 one; it is reported, never changed) goes in each row's ``reference``.
 
+A last row times the whole model: ``compile_packed(model).forward(x)`` (every binary conv and
+attention product on packed bits, float thresholds) against ``model.forward(x, train=False)``
+of the same ``bestformer-2-384-cifar10`` (random weights, B = 2 images of 32x32, T = 4), after
+checking that both logits are bitwise equal.
+
 ``REFSNN_BENCH_SMALL=1`` runs one tiny case (smoke test).  Run directly:
 ``python benchmarks/bench_packed.py``.
 """
@@ -114,6 +119,27 @@ def _case(M: int, N: int, K: int, threads: int, small: bool) -> list[dict]:
     ]
 
 
+def _model_case(threads: int, small: bool) -> list[dict]:
+    from refsnn.deploy import compile_packed
+    from refsnn.models import create
+    name, side = ("bestformer-1-16-tiny", 8) if small else ("bestformer-2-384-cifar10", 32)
+    model = create(name, rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).random((2, 3, side, side)).astype(np.float32)
+    packed = compile_packed(model, fast=True)
+    ref, got = model.forward(x, train=False)[:2], packed.forward(x)
+    if not all(np.array_equal(a, b) for a, b in zip(ref, got)):
+        raise AssertionError(f"packed {name} logits differ from the float eval path")
+    r = interleaved_ratio(lambda: model.forward(x, train=False), lambda: packed.forward(x),
+                          rounds=3 if small else 7, min_time=0.0 if small else 0.05)
+    note = (f"{name}, B = 2, T = {model.T}: packed {1e3 * r['b_median_s']:.3g} ms vs float "
+            f"eval {1e3 * r['a_median_s']:.3g} ms; logits bitwise equal")
+    return [{"case": f"packed {name} forward speed-up", "value": r["median_ratio"], "unit": "x",
+             "ratio": r["median_ratio"], "target": None,
+             "reference": f"model.forward(x, train=False), {threads} thread(s)", "note": note,
+             "details": {"packed_ms": 1e3 * r["b_median_s"], "float_ms": 1e3 * r["a_median_s"],
+                         "rounds": r["rounds"], **_environment()}}]
+
+
 def run(threads: int = 1) -> list[dict]:
     """Rows ``case, value, unit, target, reference, note, details`` (``ratio`` on speed-ups)
     with ``threads`` Numba and BLAS threads; restores both thread counts afterwards."""
@@ -130,7 +156,7 @@ def run(threads: int = 1) -> list[dict]:
         rows = []
         for M, N, K in (SMALL_SIZES if small else SIZES):
             rows += _case(M, N, K, int(threads), small)
-        return rows
+        return rows + _model_case(int(threads), small)
     finally:
         numba.set_num_threads(before)
         if limits is not None:

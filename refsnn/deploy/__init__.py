@@ -1,7 +1,9 @@
 """Deployment: parameter inventory and model size (BEST-T2), operations and energy (QSD-27..30,
 SPF-19/20), folding for inference (BEST-9, QSD-24..26, SPF-1) and bit-packed binary kernels.
 
-Submodules: ``inventory``, ``size``, ``ops``, ``energy``, ``fold``, ``fold_int``, ``packed``.
+Submodules: ``inventory``, ``size``, ``ops``, ``energy``, ``fold``, ``fold_int``, ``packed``,
+``packed_layers``, ``packed_model`` (a trained BESTformer on packed bits end to end), ``spikes``,
+``model_energy`` (energy from a model's measured firing rates).
 """
 from .inventory import (ParamInfo, ROLES, OFFICIAL_KEYWORDS, CONFIGS, ASSUMED_CONFIGS,
                         bestformer_config, official_bestformer_inventory, parameter_count,
@@ -15,6 +17,8 @@ from .fold import (fold_bn_into_lif, fold_lambda_into_lif, fold_mprf_into_conv,
 from .fold_int import fold_bn_integer, integer_lif_forward
 from .packed import (pack_spikes, pack_weights, packed_linear, packed_conv1x1, packed_conv2d,
                      packed_attention_counts, weight_memory_saving)
+from .packed_model import PackedBESTformer, UnsupportedModel, compile_packed, eval_spikes
+from .model_energy import energy_summary, measured_rates, model_energy_report
 
 __all__ = ["ParamInfo", "ROLES", "OFFICIAL_KEYWORDS", "CONFIGS", "ASSUMED_CONFIGS",
            "bestformer_config", "official_bestformer_inventory", "parameter_count",
@@ -25,4 +29,6 @@ __all__ = ["ParamInfo", "ROLES", "OFFICIAL_KEYWORDS", "CONFIGS", "ASSUMED_CONFIG
            "fold_mprf_into_conv", "fold_mprf_into_lsq", "absorb_input_decay_into_bn",
            "folded_lif_forward", "fold_bn_integer", "integer_lif_forward", "pack_spikes",
            "pack_weights", "packed_linear", "packed_conv1x1", "packed_conv2d",
-           "packed_attention_counts", "weight_memory_saving"]
+           "packed_attention_counts", "weight_memory_saving", "PackedBESTformer",
+           "UnsupportedModel", "compile_packed", "eval_spikes", "energy_summary",
+           "measured_rates", "model_energy_report"]

@@ -15,7 +15,10 @@ bits along the reduction axis K, padding bits 0)::
 Kernel shape (../shared/PERF.md): ``b`` is passed transposed, ``bT`` of shape (G, W, N), so the
 innermost loop runs over output columns ``n`` (contiguous words, in the vector lanes).  Four rows
 of ``a`` share each load of ``bT[g, w, n]``, and each accumulator update adds the popcounts of
-two words (one accumulator load/store per two popcounts: +25% over one word, measured); the
+four words (one accumulator load/store per four popcounts; two words gave +25% over one, four
+gave a further +17% (1 thread) to +31% (2 threads) at 1024^3, measured interleaved on a loaded
+machine; 16 broadcast words of ``a``, four of ``bT`` and four accumulators fit the 32 vector
+registers); the
 accumulators (4 x NCOL uint64, 8 KiB) and the ``bT`` column chunk (W x NCOL words, 32 KiB at
 K = 1024) stay in L1.  ``prange`` runs over blocks
 of four output rows.  The popcount is the SWAR bit trick with every constant a ``np.uint64``
@@ -94,25 +97,40 @@ def popcount_gemm(a, bT, signed, out):  # pragma: no cover - compiled
                 r1 = ag[m0 + 1]
                 r2 = ag[m0 + 2]
                 r3 = ag[m0 + 3]
-                for w in range(0, W - 1, 2):              # two words per accumulator update
+                w = 0
+                while w + 4 <= W:                         # four words per accumulator update
+                    b0 = bg[w, n0:n1]
+                    b1 = bg[w + 1, n0:n1]
+                    b2 = bg[w + 2, n0:n1]
+                    b3 = bg[w + 3, n0:n1]
+                    a00, a01, a02, a03 = r0[w], r0[w + 1], r0[w + 2], r0[w + 3]
+                    a10, a11, a12, a13 = r1[w], r1[w + 1], r1[w + 2], r1[w + 3]
+                    a20, a21, a22, a23 = r2[w], r2[w + 1], r2[w + 2], r2[w + 3]
+                    a30, a31, a32, a33 = r3[w], r3[w + 1], r3[w + 2], r3[w + 3]
+                    for n in range(nn):
+                        x0 = b0[n]
+                        x1 = b1[n]
+                        x2 = b2[n]
+                        x3 = b3[n]
+                        acc0[n] += ((popcount64(a00 & x0) + popcount64(a01 & x1))
+                                    + (popcount64(a02 & x2) + popcount64(a03 & x3)))
+                        acc1[n] += ((popcount64(a10 & x0) + popcount64(a11 & x1))
+                                    + (popcount64(a12 & x2) + popcount64(a13 & x3)))
+                        acc2[n] += ((popcount64(a20 & x0) + popcount64(a21 & x1))
+                                    + (popcount64(a22 & x2) + popcount64(a23 & x3)))
+                        acc3[n] += ((popcount64(a30 & x0) + popcount64(a31 & x1))
+                                    + (popcount64(a32 & x2) + popcount64(a33 & x3)))
+                    w += 4
+                while w < W:                              # the last W % 4 words
                     bw = bg[w, n0:n1]
-                    bv = bg[w + 1, n0:n1]
+                    s0, s1, s2, s3 = r0[w], r1[w], r2[w], r3[w]
                     for n in range(nn):
                         x = bw[n]
-                        y = bv[n]
-                        acc0[n] += popcount64(r0[w] & x) + popcount64(r0[w + 1] & y)
-                        acc1[n] += popcount64(r1[w] & x) + popcount64(r1[w + 1] & y)
-                        acc2[n] += popcount64(r2[w] & x) + popcount64(r2[w + 1] & y)
-                        acc3[n] += popcount64(r3[w] & x) + popcount64(r3[w + 1] & y)
-                if W % 2:                                 # the last word of an odd W
-                    w = W - 1
-                    bw = bg[w, n0:n1]
-                    for n in range(nn):
-                        x = bw[n]
-                        acc0[n] += popcount64(r0[w] & x)
-                        acc1[n] += popcount64(r1[w] & x)
-                        acc2[n] += popcount64(r2[w] & x)
-                        acc3[n] += popcount64(r3[w] & x)
+                        acc0[n] += popcount64(s0 & x)
+                        acc1[n] += popcount64(s1 & x)
+                        acc2[n] += popcount64(s2 & x)
+                        acc3[n] += popcount64(s3 & x)
+                    w += 1
             else:                                         # the last, short block of rows
                 for r in range(m1 - m0):
                     accr = acc[r]
@@ -127,3 +145,17 @@ def popcount_gemm(a, bT, signed, out):  # pragma: no cover - compiled
                 off = offset[r]
                 for n in range(nn):
                     orow[n] = np.int32(scale * np.int64(accr[n]) - off)
+
+
+@njit(cache=True, parallel=True)
+def bn_affine32(z, mu, inv, g, beta, out):  # pragma: no cover - compiled
+    """``out[i, c] = ((float32(z[i, c]) - mu[c]) * inv[c]) * g[c] + beta[c]`` in float32, the
+    operations of :func:`refsnn.deploy.packed_layers.bn_apply` in its order (no fastmath, so no
+    contraction into fused multiply-adds: bitwise the NumPy result).  ``z``: (R, C) int32,
+    C-contiguous; constants (C,) float32; ``out``: (R, C) float32."""
+    R, C = z.shape
+    for i in prange(R):
+        zi = z[i]
+        oi = out[i]
+        for c in range(C):
+            oi[c] = ((np.float32(zi[c]) - mu[c]) * inv[c]) * g[c] + beta[c]

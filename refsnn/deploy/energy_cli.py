@@ -38,8 +38,8 @@ import math
 import sys
 from pathlib import Path
 
-__all__ = ["DEFAULT_CONFIG", "DEFAULT_RATE", "bestformer_records", "add_arguments", "run",
-           "main"]
+__all__ = ["DEFAULT_CONFIG", "DEFAULT_RATE", "bestformer_records", "records_from_config",
+           "add_arguments", "run", "main"]
 
 DEFAULT_CONFIG = "bestformer-4-384-cifar10"
 #: the firing rate assumed for every spike input when none is measured
@@ -67,12 +67,20 @@ def bestformer_records(config: str = DEFAULT_CONFIG, rate=DEFAULT_RATE, measured
         In forward order: tokenizer convs, then per block q/k/v convs, the two attention
         products, ``proj_conv``, ``mlp1_conv``, ``mlp2_conv``; then ``head`` and ``head2``.
     """
-    from ..layers.conv import conv_output_size
     from .inventory import bestformer_config
+
+    return records_from_config(bestformer_config(config), rate, measured, config)
+
+
+def records_from_config(cfg: dict, rate=DEFAULT_RATE, measured=None, label: str = "the model"):
+    """:func:`bestformer_records` for a dict of ``vit_snn`` keywords (``embed_dims``,
+    ``num_heads``, ``num_classes``, ``variant``, ``img_size_h``, ``img_size_w``,
+    ``in_channels``, ``mlp_ratios``, ``depths``; optional ``order``, else the variant's), e.g.
+    a refsnn model's ``config``; ``label`` names it in errors."""
+    from ..layers.conv import conv_output_size
     from .ops import (OpRecord, _check_rate, attention_macs, conv1d_macs, conv2d_macs,
                       linear_macs)
 
-    cfg = bestformer_config(config)
     rate = _check_rate(rate, "rate")
     measured = {} if measured is None else measured
     if not isinstance(measured, dict):
@@ -82,6 +90,7 @@ def bestformer_records(config: str = DEFAULT_CONFIG, rate=DEFAULT_RATE, measured
         _check_rate(r, f"measured[{name!r}]")
     D, h, K, cifar = (cfg["embed_dims"], cfg["num_heads"], cfg["num_classes"],
                       cfg["variant"] == "cifar")
+    order = cfg.get("order") or ("qk_v" if cifar else "q_kv")
     M = int(D * cfg["mlp_ratios"])
 
     def spiking(name, kind, macs, bits):
@@ -104,7 +113,7 @@ def bestformer_records(config: str = DEFAULT_CONFIG, rate=DEFAULT_RATE, measured
     for j in range(cfg["depths"]):
         a, m = f"block.{j}.attn", f"block.{j}.mlp"
         recs += [spiking(f"{a}.{p}_conv", "conv1d", conv1d_macs(D, D, N), 1) for p in "qkv"]
-        for key, macs in attention_macs(N, D, h, "qk_v" if cifar else "q_kv").items():
+        for key, macs in attention_macs(N, D, h, order).items():
             recs.append(spiking(f"{a}.{_PRODUCTS[key]}", "matmul", macs, None))
         recs += [spiking(f"{a}.proj_conv", "conv1d", conv1d_macs(D, D, N), 1),
                  spiking(f"{m}.mlp1_conv", "conv2d", conv2d_macs(D, M, size, 1), 1),
@@ -114,7 +123,7 @@ def bestformer_records(config: str = DEFAULT_CONFIG, rate=DEFAULT_RATE, measured
                  for head in ("head", "head2")]
     unknown = sorted(set(measured) - {r.name for r in recs if r.input_rate is not None})
     if unknown:
-        raise ValueError(f"measured names no spike-input layer of {config}: {unknown}")
+        raise ValueError(f"measured names no spike-input layer of {label}: {unknown}")
     return recs
 
 
