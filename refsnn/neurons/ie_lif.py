@@ -5,7 +5,8 @@ one training step emits an integer count ``n`` of up to ``b`` spikes, scaled to 
 
     a[t] = round(clip(v[t], 0, b)) / b                              (QSD-9, paper Eq. 9)
 
-and at inference the count is replayed as ``b`` binary "virtual time steps" (QSD-10, Eq. 10):
+and at inference the count is replayed as ``b`` binary "virtual time steps" (QSD-10, Eq. 10,
+:mod:`refsnn.neurons.virtual_steps`, re-exported here):
 ``w . a = w . sum_k s[k] / b`` with ``s[k]`` in {0, 1}.  The paper writes the ``1/b`` into ``a``
 but not into the spike sum; refsnn keeps the factor explicit: ``b * (W @ a) == sum_k W @ s[k]``.
 
@@ -68,8 +69,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import as_float_array, as_real, check_binary, check_choice, check_int, check_shape
-from ..config import use_fast
+from .._checks import as_float_array, as_real, check_choice, check_int, check_shape
+from .virtual_steps import collapse_spikes, expand_to_spikes  # noqa: F401  (QSD-10, re-exported)
 
 __all__ = ["IELIFSpec", "IELIFTrace", "IE_LIF_PRESETS", "ie_lif_preset", "ie_quantize",
            "ie_quantize_backward", "ie_lif_forward", "ie_lif_backward", "expand_to_spikes",
@@ -354,66 +355,3 @@ def ie_lif_backward(dA, trace: IELIFTrace, spec: IELIFSpec | str, *,
     if not np.all(np.isfinite(dX)):
         raise ValueError("dA is too large: the gradient overflowed to a non-finite value")
     return dX, np.asarray(dH_next, dtype=H.dtype)
-
-
-# --- QSD-10: virtual time steps -------------------------------------------------------------
-
-def _grid_tol(dtype, b: int):
-    """How far ``a b`` may sit from an integer and still name a level: a few ulps (``k * (1/b)``
-    can be one ulp off ``k``, ``k / b`` never is)."""
-    return np.dtype(dtype).type(4 * b * np.finfo(dtype).eps)
-
-
-def expand_to_spikes(a, b: int, *, fast: bool | None = None) -> np.ndarray:
-    """Replay b-level activations as ``b`` binary virtual time steps (QSD-10, paper Eq. 10).
-
-    ``s[k] = 1(k < n)`` with ``n = b a``: the **first** ``n`` virtual steps fire, the rest are
-    silent, so ``sum_k s[k] = b a`` exactly and ``b (W @ a) = sum_k W @ s[k]``.
-
-    Parameters
-    ----------
-    a : ndarray, any shape, float32 or float64
-        Levels in ``{0, 1/b, ..., 1}`` (within a few ulps; anything else is a ValueError).
-    b : int
-        Number of levels and of virtual steps, ``1 <= b <= 8``.
-    fast : bool or None
-        ``True`` the Numba kernel (``_ie_kernels``), ``False`` the clear NumPy code, ``None`` the
-        global backend (:func:`refsnn.set_backend`).  Both give identical spikes.
-
-    Returns
-    -------
-    s : ndarray, shape (b,) + a.shape, dtype of ``a``
-        Binary spikes, virtual step first.
-    """
-    a = as_float_array(a, "a")
-    b = check_int(b, "b", 1, 8)
-    dt = a.dtype.type
-    scale, tol = dt(b), _grid_tol(a.dtype, b)
-    if use_fast(fast) and a.size:
-        from . import _ie_kernels
-        flat = np.ascontiguousarray(a).reshape(-1)                   # (N,)
-        s = np.empty((b, flat.size), a.dtype)                        # (b, N)
-        ok = _ie_kernels.expand_levels(flat, scale, tol, s)
-        s = s.reshape((b,) + a.shape)
-    else:
-        y = a * scale                                                # (...)
-        n = np.rint(y)                                               # integer counts
-        ok = bool(np.all((np.abs(y - n) <= tol) & (n >= 0) & (n <= b)))
-        k = np.arange(b, dtype=a.dtype).reshape((b,) + (1,) * a.ndim)
-        s = (k < n).astype(a.dtype)                                  # (b, ...) first n fire
-    if not ok:
-        raise ValueError(f"a must hold levels k/b in {{0, 1/{b}, ..., 1}} for b = {b}")
-    return s
-
-
-def collapse_spikes(s) -> np.ndarray:
-    """Inverse of :func:`expand_to_spikes` (QSD-10): ``a = sum_k s[k] / b`` with ``b = len(s)``.
-
-    ``s``: shape (b, ...), float32 or float64, values in {0, 1}, ``1 <= b <= 8``, any firing
-    order.  Returns ``a`` of shape ``s.shape[1:]``, levels in ``{0, 1/b, ..., 1}``.
-    """
-    s = as_float_array(s, "s", min_ndim=1)
-    if not 1 <= s.shape[0] <= 8:
-        raise ValueError(f"s must have 1..8 virtual steps on axis 0 (b), got shape {s.shape}")
-    check_binary(s, "s")
-    return (s.sum(axis=0) / s.dtype.type(s.shape[0])).astype(s.dtype)
