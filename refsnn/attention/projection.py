@@ -13,7 +13,7 @@ import numpy as np
 
 from .._checks import check_choice, check_int
 from ..layers.linear import conv1x1_backward, conv1x1_forward
-from ..layers.norm import batch_norm_backward, batch_norm_forward, update_running_stats
+from ..layers.norm import batch_norm_backward, batch_norm_buffers_forward
 from ..quant.binarize import binarize_backward, binarize_forward
 from ..quant.lsq import lsq_backward, lsq_forward, lsq_init_alpha
 
@@ -93,14 +93,9 @@ class Projection:
         p = self.prefix
         W, wcache = self.effective_weight(params)
         y, c_conv = conv1x1_forward(x, W.astype(x.dtype, copy=False), params.get(f"{p}_conv.bias"))
-        y, c_bn = batch_norm_forward(y, params[f"{p}_bn.weight"], params[f"{p}_bn.bias"],
-                                     buffers[f"{p}_bn.running_mean"],
-                                     buffers[f"{p}_bn.running_var"], train=train, eps=self.eps)
-        if train:
-            (buffers[f"{p}_bn.running_mean"], buffers[f"{p}_bn.running_var"],
-             buffers[f"{p}_bn.num_batches_tracked"]) = update_running_stats(
-                buffers[f"{p}_bn.running_mean"], buffers[f"{p}_bn.running_var"],
-                buffers[f"{p}_bn.num_batches_tracked"], c_bn, self.momentum)
+        y, c_bn = batch_norm_buffers_forward(y, params[f"{p}_bn.weight"], params[f"{p}_bn.bias"],
+                                             buffers, f"{p}_bn.", train=train, eps=self.eps,
+                                             momentum=self.momentum)
         c_mprf = None
         if self.mprf:                                   # QSD-12 on the membrane potential
             from .sdsa import mprf_forward

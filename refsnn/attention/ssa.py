@@ -44,13 +44,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._checks import (as_float_array, as_real, check_choice, check_dtype, check_int, check_rng,
-                       check_train)
+from .._checks import as_float_array, as_real, check_choice, check_dtype, check_rng, check_train
 from ..layers.base import Layer
 from ..neurons import PRESETS
 from .neuron import Neuron
-from .products import (attention_product_backward, attention_product_forward, merge_heads,
-                       require_spikes, split_heads)
+from .products import (_check_dim_heads, attention_product_backward, attention_product_forward,
+                       merge_heads, require_spikes, split_heads)
 from .projection import WEIGHTS, ProjCache, Projection, _check_flag  # noqa: F401  (re-exported)
 
 __all__ = ["Neuron", "Projection", "SpikingAttention", "SSA", "WEIGHTS"]
@@ -113,11 +112,7 @@ class SpikingAttention(Layer):
                  input_spikes: bool = False, smooth: bool = False, check_spikes: bool = True,
                  fast: bool | None = None, bits: int = 4, binarize="bestformer-official"):
         super().__init__()
-        self.dim = check_int(dim, "dim", lo=1)
-        self.heads = check_int(heads, "heads", lo=1)
-        if self.dim % self.heads:
-            raise ValueError(f"heads must divide dim: dim = {dim} is not a multiple of "
-                             f"heads = {heads}")
+        self.dim, self.heads = _check_dim_heads(dim, heads)
         rng, dtype = check_rng(rng), check_dtype(dtype)
         check_choice(weights, "weights", WEIGHTS)
         self.weights, self.scale = weights, as_real(scale, "scale")
