@@ -41,9 +41,12 @@ class Projection:
     Parameter names: ``{p}_conv.weight`` (C_out, C_in, 1), ``{p}_conv.bias`` (if ``bias``),
     ``{p}_conv.alpha`` (LSQ step sizes, ``weights="lsq"``), ``{p}_bn.weight`` / ``{p}_bn.bias``,
     ``{p}_mprf.gamma`` / ``{p}_mprf.alpha`` (``mprf=True``, QSD-12); buffers
-    ``{p}_bn.running_mean``, ``{p}_bn.running_var``, ``{p}_bn.num_batches_tracked``.
+    ``{p}_bn.running_mean``, ``{p}_bn.running_var``, ``{p}_bn.num_batches_tracked`` and, with
+    ``mprf=True``, the same three under ``{p}_mprf.``.
 
-    MPRF (QSD-12) is :func:`refsnn.attention.sdsa.mprf_forward` on the BN output.
+    MPRF (QSD-12) is :func:`refsnn.attention.sdsa.mprf_forward` on the BN output: batch
+    statistics in training (its running estimates updated as BN's), the running estimates in
+    evaluation.
     """
 
     def __init__(self, prefix: str, c_in: int, c_out: int, *, weights: str = "float",
@@ -71,9 +74,11 @@ class Projection:
         if self.mprf:
             params[f"{p}_mprf.gamma"] = np.ones(self.c_out, dt)
             params[f"{p}_mprf.alpha"] = np.zeros(self.c_out, dt)
-        buffers = {f"{p}_bn.running_mean": np.zeros(self.c_out, dt),
-                   f"{p}_bn.running_var": np.ones(self.c_out, dt),
-                   f"{p}_bn.num_batches_tracked": np.array(0, np.int64)}
+        buffers = {}
+        for norm in ("bn", "mprf") if self.mprf else ("bn",):
+            buffers.update({f"{p}_{norm}.running_mean": np.zeros(self.c_out, dt),
+                            f"{p}_{norm}.running_var": np.ones(self.c_out, dt),
+                            f"{p}_{norm}.num_batches_tracked": np.array(0, np.int64)})
         return params, buffers
 
     def effective_weight(self, params: dict):
@@ -88,8 +93,8 @@ class Projection:
         return W, None
 
     def forward(self, params: dict, buffers: dict, x: np.ndarray, train: bool):
-        """``(y, cache)``, ``x`` and ``y`` of shape (T*B, C, N); updates the BN buffers in
-        training mode (PyTorch's rule)."""
+        """``(y, cache)``, ``x`` and ``y`` of shape (T*B, C, N); updates the BN (and MPRF)
+        buffers in training mode (PyTorch's rule)."""
         p = self.prefix
         W, wcache = self.effective_weight(params)
         y, c_conv = conv1x1_forward(x, W.astype(x.dtype, copy=False), params.get(f"{p}_conv.bias"))
@@ -97,10 +102,12 @@ class Projection:
                                              buffers, f"{p}_bn.", train=train, eps=self.eps,
                                              momentum=self.momentum)
         c_mprf = None
-        if self.mprf:                                   # QSD-12 on the membrane potential
-            from .sdsa import mprf_forward
-            y, c_mprf = mprf_forward(y, params[f"{p}_mprf.gamma"], params[f"{p}_mprf.alpha"],
-                                     eps=self.eps)
+        if self.mprf:                                   # QSD-12 on the membrane potential:
+            # sdsa.mprf_forward on the running estimates in buffers, updated in training mode
+            y, c_mprf = batch_norm_buffers_forward(y, params[f"{p}_mprf.gamma"],
+                                                   params[f"{p}_mprf.alpha"], buffers,
+                                                   f"{p}_mprf.", train=train, eps=self.eps,
+                                                   momentum=self.momentum)
         return y, ProjCache(c_conv, wcache, c_bn, c_mprf)
 
     def backward(self, dy: np.ndarray, cache: ProjCache) -> tuple[np.ndarray, dict]:
