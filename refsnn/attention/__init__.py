@@ -6,6 +6,8 @@ module              what                                             SPEC
 ``products``        batched matmul, additions-only (masked-sum,      BEST-8, A2-28, QSD-6
                     ternary) products, heads, ``(q k^T v) s``
 ``ssa``             the shared pipeline; Spikformer's SSA            A2-6..9
+``neuron``          the pipeline's nonlinearity (LIF, IE-LIF, ...)   QSD-9, A2-25..27
+``projection``      pointwise conv + BN (+ MPRF) of q, k, v, proj    BEST-5/6, QSD-4, QSD-12
 ``pssa``            Spikingformer's pre-activation PSSA              SPF-12..14
 ``sdsa``            SDSA / Q-SDSA (linear order), MPRF               QSD-5, QSD-6, QSD-9, QSD-12
 ``bssa``            BESTformer's BSSA, CIFAR and ImageNet orders     BEST-8, BEST-9

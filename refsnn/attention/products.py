@@ -171,6 +171,16 @@ def ternary_matmul(S, M, *, check_spikes: bool = True) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- heads
+def _check_dim_heads(dim, heads) -> tuple[int, int]:
+    """``(dim, heads)`` of a multi-head attention, checked: positive ints, ``heads`` divides
+    ``dim`` (head ``h`` holds channels ``h d .. h d + d - 1``, :func:`split_heads`)."""
+    dim, heads = check_int(dim, "dim", lo=1), check_int(heads, "heads", lo=1)
+    if dim % heads:
+        raise ValueError(f"heads must divide dim: dim = {dim} is not a multiple of "
+                         f"heads = {heads}")
+    return dim, heads
+
+
 def split_heads(x, heads: int) -> np.ndarray:
     """``(T, B, C, N) -> (T, B, heads, N, d)`` with ``d = C / heads`` and channel
     ``c = head * d + j`` (the official ``x.transpose(-1, -2).reshape(T, B, N, h, d)

@@ -26,11 +26,22 @@ MPRF (QSD-12, paper Eq. 12), on the membrane potential of the q, k, v neurons::
     p^ = (p - mean(p)) / std(p) * gamma + alpha
 
 with learnable ``gamma`` (init 1) and ``alpha`` (init 0) per channel, ``mean`` and ``std`` per
-channel over the (T*B, N) values of the current batch, ``std = sqrt(var + eps)`` (biased
-variance, ``eps = 1e-5``).  The paper gives neither the axes nor running statistics; refsnn uses
-the batch statistics in training *and* evaluation, which is a BatchNorm in training mode: it
-shares that backward.  (Folding MPRF into the weights at inference, QSD-24..26, needs fixed
-statistics; that belongs to deployment code.)
+channel, ``std = sqrt(var + eps)`` (``eps = 1e-5``).  The paper gives neither the axes nor the
+statistics of evaluation mode.  Its Appendix D fuses MPRF into the quantised conv before it the
+way BN is fused ("seamlessly integrated into the convolutional layer with an added bias during
+deployment", QSD-24..26): ``w_f = gamma w / sigma``, a fixed weight, so ``mu`` and ``sigma``
+must be fixed at inference -- per-batch statistics would make a sample's
+output depend on the other samples of its batch and are no affine map to fold.  refsnn
+therefore treats MPRF exactly as a BatchNorm (as PyTorch's ``BatchNorm1d`` over (T*B, C, N)):
+
+* training: ``mean`` and the biased ``var`` of the current batch over the (T*B, N) values of a
+  channel; the running estimates ``{m}_mprf.running_mean`` / ``running_var`` (buffers, with
+  ``num_batches_tracked``) move by PyTorch's rule, momentum 0.1, unbiased batch variance
+  (:func:`refsnn.layers.norm.update_running_stats`);
+* evaluation: the running estimates, an affine map per channel that
+  :func:`refsnn.deploy.fold.fold_mprf_into_conv` folds into the conv.
+
+The backward is BatchNorm's in the mode the forward ran in.
 
 Examples
 --------
@@ -48,7 +59,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_float_array
+from .._checks import as_float_array, check_train
 from ..layers.norm import batch_norm_backward, batch_norm_forward
 from ..neurons import PRESETS
 from .ssa import SpikingAttention
@@ -58,18 +69,26 @@ __all__ = ["SDSA", "QSDSA", "mprf_forward", "mprf_backward"]
 _QSD_ATTN = PRESETS["qsd"].replace(name="qsd-attn", v_th=0.5)
 
 
-def mprf_forward(p, gamma, alpha, *, eps: float = 1e-5):
-    """Membrane potential rectify function (QSD-12): ``(p - mean p) / std p * gamma + alpha``.
+def mprf_forward(p, gamma, alpha, *, eps: float = 1e-5, running_mean=None, running_var=None,
+                 train: bool = True):
+    """Membrane potential rectify function (QSD-12): ``(p - mu) / sqrt(var + eps) * gamma + alpha``.
 
-    Statistics per channel (axis 1) over every other axis of the batch.
+    Training mode: ``mu``, ``var`` (biased) per channel (axis 1) over every other axis of the
+    batch; the running estimates are read neither here nor in the backward (update them with
+    :func:`refsnn.layers.norm.update_running_stats` and the returned cache).  Evaluation mode:
+    ``mu = running_mean``, ``var = running_var``, the same affine map for every sample.
 
     Parameters
     ----------
     p : ndarray, shape (M, C, ...), float32 or float64
-        Membrane potentials (at least two values per channel).
+        Membrane potentials (in training mode at least two values per channel).
     gamma, alpha : ndarray, shape (C,)
     eps : float
         ``std = sqrt(var + eps)``.
+    running_mean, running_var : ndarray, shape (C,), optional
+        The running estimates, needed in evaluation mode.
+    train : bool
+        Batch statistics (default) or the running estimates.
 
     Returns
     -------
@@ -83,13 +102,16 @@ def mprf_forward(p, gamma, alpha, *, eps: float = 1e-5):
     array([-1.5,  2.5])
     """
     p = as_float_array(p, "p", min_ndim=2)
-    return batch_norm_forward(p, gamma, alpha, None, None, train=True, eps=eps)
+    if not check_train(train) and (running_mean is None or running_var is None):
+        raise ValueError("running_mean and running_var must be given in evaluation mode "
+                         "(train=False)")
+    return batch_norm_forward(p, gamma, alpha, running_mean, running_var, train=train, eps=eps)
 
 
 def mprf_backward(dp_hat, cache):
-    """Gradients of :func:`mprf_forward`: ``(dp, dgamma, dalpha)``, the BatchNorm training-mode
-    backward ``dp = gamma / (n std) (n g - sum g - x^ sum(g x^))``, ``dgamma = sum(g x^)``,
-    ``dalpha = sum g``."""
+    """Gradients of :func:`mprf_forward` (QSD-12): ``(dp, dgamma, dalpha)``, BatchNorm's
+    backward in the forward's mode: ``dp = gamma / (n std) (n g - sum g - x^ sum(g x^))`` in
+    training, ``dp = gamma g / std`` in evaluation; ``dgamma = sum(g x^)``, ``dalpha = sum g``."""
     dp, g = batch_norm_backward(dp_hat, cache)
     return dp, g["weight"], g["bias"]
 

@@ -30,12 +30,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_dtype, check_rng, check_train
-from ..layers.base import uniform_init
-from .._checks import as_float_array, check_int, check_shape
-from ..layers.base import Layer
-from ..layers.linear import (linear_backward, linear_forward)
-from .products import check_qkv
+from .._checks import as_float_array, check_dtype, check_rng, check_shape, check_train
+from ..layers.base import Layer, uniform_init
+from ..layers.linear import linear_backward, linear_forward
+from .products import _check_dim_heads, check_qkv
 
 __all__ = ["SoftmaxAttention", "softmax_attention_forward", "softmax_attention_backward"]
 
@@ -115,11 +113,7 @@ class SoftmaxAttention(Layer):
     def __init__(self, dim: int, heads: int = 8, *, qkv_bias: bool = False, rng=None,
                  dtype=np.float32):
         super().__init__()
-        self.dim = check_int(dim, "dim", lo=1)
-        self.heads = check_int(heads, "heads", lo=1)
-        if self.dim % self.heads:
-            raise ValueError(f"heads must divide dim: dim = {dim} is not a multiple of "
-                             f"heads = {heads}")
+        self.dim, self.heads = _check_dim_heads(dim, heads)
         rng, dt = check_rng(rng), check_dtype(dtype)
         self.params = {"qkv.weight": uniform_init(rng, (3 * dim, dim), dim, dt)}
         if qkv_bias:

@@ -44,199 +44,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._checks import (as_float_array, as_real, check_choice, check_dtype, check_int, check_rng,
-                       check_train)
+from .._checks import as_float_array, as_real, check_choice, check_dtype, check_rng, check_train
 from ..layers.base import Layer
-from ..layers.linear import conv1x1_backward, \
-    conv1x1_forward
-from ..layers.norm import batch_norm_backward, batch_norm_forward, update_running_stats
-from ..neurons import LIFSpec, PRESETS, lif_backward, lif_forward
-from ..neurons.ie_lif import IE_LIF_PRESETS, IELIFSpec, ie_lif_backward, ie_lif_forward
-from ..neurons.ternary import TernarySpec, ternary_backward, ternary_forward
-from ..quant.binarize import binarize_backward, binarize_forward
-from ..quant.lsq import lsq_backward, lsq_forward, lsq_init_alpha
-from .products import (attention_product_backward, attention_product_forward, merge_heads,
-                       require_spikes, split_heads)
+from ..neurons import PRESETS
+from .neuron import Neuron
+from .products import (_check_dim_heads, attention_product_backward, attention_product_forward,
+                       merge_heads, require_spikes, split_heads)
+from .projection import WEIGHTS, ProjCache, Projection, _check_flag  # noqa: F401  (re-exported)
 
 __all__ = ["Neuron", "Projection", "SpikingAttention", "SSA", "WEIGHTS"]
-
-WEIGHTS = ("float", "binary", "lsq")
-
-
-def _check_flag(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return bool(value)
-
-
-# --------------------------------------------------------------------------- neurons
-class Neuron:
-    """One nonlinearity over time with its backward: LIF, IE-LIF, ternary, ReLU or identity.
-
-    Parameters
-    ----------
-    spec : LIFSpec, IELIFSpec, TernarySpec or str
-        A LIF preset name (``"bestformer-official"``, ``"qsd"``, ...), an IE-LIF preset name
-        (``"qsd-paper"``, ``"qsd-official"``, ``"qsd-official-attn"``), ``"ternary"`` (the A2OS2A
-        neuron with its defaults), ``"relu"`` or ``"identity"``.
-    name : str
-        The argument name used in error messages.
-
-    Examples
-    --------
-    >>> Neuron("bestformer-sr").forward(np.array([1.0, 5.0, 0.0, 0.0]))[0].astype(int)  # BEST-T1
-    array([1, 1, 1, 0])
-    >>> Neuron("relu").kind, Neuron("qsd-official").kind, Neuron("ternary").kind
-    ('relu', 'ie-lif', 'ternary')
-    """
-
-    def __init__(self, spec, name: str = "neuron"):
-        named = isinstance(spec, str)
-        if isinstance(spec, LIFSpec) or (named and spec in PRESETS):
-            self.kind, self.spec = "lif", PRESETS[spec] if named else spec
-        elif isinstance(spec, IELIFSpec) or (named and spec in IE_LIF_PRESETS):
-            self.kind, self.spec = "ie-lif", IE_LIF_PRESETS[spec] if named else spec
-        elif isinstance(spec, TernarySpec) or (named and spec == "ternary"):
-            self.kind, self.spec = "ternary", TernarySpec() if named else spec
-        elif named and spec in ("relu", "identity"):
-            self.kind, self.spec = spec, None
-        else:
-            raise ValueError(f"{name} must be a LIFSpec, IELIFSpec, TernarySpec, a LIF or IE-LIF "
-                             f"preset name, 'ternary', 'relu' or 'identity', got {spec!r}")
-        self.name = name
-
-    def forward(self, X: np.ndarray, smooth: bool = False, fast: bool | None = None):
-        """``(S, cache)`` for ``X`` of shape (T, ...)."""
-        if self.kind == "lif":
-            tr = lif_forward(X, self.spec, smooth=smooth, fast=fast)
-            return tr.S, (tr, fast)
-        if self.kind == "ie-lif":
-            tr = ie_lif_forward(X, self.spec, smooth=smooth)
-            return tr.A, tr
-        if self.kind == "ternary":
-            tr = ternary_forward(X, self.spec, smooth=smooth)
-            return tr.S, (tr, smooth)
-        if self.kind == "relu":
-            return np.maximum(X, X.dtype.type(0)), X
-        return X, None
-
-    def backward(self, dS: np.ndarray, cache) -> np.ndarray:
-        """``dL/dX`` from ``dL/dS`` (surrogate / STE gradients as each neuron defines them)."""
-        if self.kind == "lif":
-            tr, fast = cache
-            return lif_backward(dS, tr, self.spec, fast=fast)[0]
-        if self.kind == "ie-lif":
-            return ie_lif_backward(dS, cache, self.spec)[0]
-        if self.kind == "ternary":
-            tr, smooth = cache
-            return ternary_backward(dS, tr, self.spec, smooth=smooth)[0]
-        if self.kind == "relu":
-            return np.where(cache > 0, dS, dS.dtype.type(0))
-        return dS
-
-    def __repr__(self) -> str:
-        return f"Neuron({self.spec if self.spec is not None else self.kind!r})"
-
-
-# --------------------------------------------------------------------------- projections
-class ProjCache(NamedTuple):
-    conv: Any
-    wcache: Any            # BinarizeCache / LSQCache / None
-    bn: Any
-    mprf: Any              # BatchNormCache of the MPRF, or None
-
-
-class Projection:
-    """Pointwise conv + BatchNorm1d (+ MPRF) on ``(T*B, C_in, N)``, params under ``prefix``.
-
-    Parameter names: ``{p}_conv.weight`` (C_out, C_in, 1), ``{p}_conv.bias`` (if ``bias``),
-    ``{p}_conv.alpha`` (LSQ step sizes, ``weights="lsq"``), ``{p}_bn.weight`` / ``{p}_bn.bias``,
-    ``{p}_mprf.gamma`` / ``{p}_mprf.alpha`` (``mprf=True``, QSD-12); buffers
-    ``{p}_bn.running_mean``, ``{p}_bn.running_var``, ``{p}_bn.num_batches_tracked``.
-
-    MPRF (QSD-12) is :func:`refsnn.attention.sdsa.mprf_forward` on the BN output.
-    """
-
-    def __init__(self, prefix: str, c_in: int, c_out: int, *, weights: str = "float",
-                 bias: bool = False, mprf: bool = False, binarize="bestformer-official",
-                 bits: int = 4, lsq_grad_scale="tensor", momentum: float = 0.1, eps: float = 1e-5):
-        check_choice(weights, "weights", WEIGHTS)
-        self.prefix, self.c_in, self.c_out = prefix, c_in, c_out
-        self.weights, self.bias, self.mprf = weights, _check_flag(bias, "bias"), \
-            _check_flag(mprf, "mprf")
-        self.binarize, self.bits = binarize, check_int(bits, "bits", 1, 8)
-        self.lsq_grad_scale, self.momentum, self.eps = lsq_grad_scale, momentum, eps
-
-    def init(self, rng: np.random.Generator, dtype) -> tuple[dict, dict]:
-        """PyTorch's default initialisation (``U(-1/sqrt(C_in), 1/sqrt(C_in))``, BN 1/0/0/1)."""
-        p, dt = self.prefix, np.dtype(dtype)
-        bound = 1.0 / np.sqrt(self.c_in)
-        params = {f"{p}_conv.weight": rng.uniform(-bound, bound, (self.c_out, self.c_in, 1))
-                  .astype(dt)}
-        if self.bias:
-            params[f"{p}_conv.bias"] = rng.uniform(-bound, bound, self.c_out).astype(dt)
-        if self.weights == "lsq":
-            params[f"{p}_conv.alpha"] = lsq_init_alpha(params[f"{p}_conv.weight"], self.bits)
-        params[f"{p}_bn.weight"] = np.ones(self.c_out, dt)
-        params[f"{p}_bn.bias"] = np.zeros(self.c_out, dt)
-        if self.mprf:
-            params[f"{p}_mprf.gamma"] = np.ones(self.c_out, dt)
-            params[f"{p}_mprf.alpha"] = np.zeros(self.c_out, dt)
-        buffers = {f"{p}_bn.running_mean": np.zeros(self.c_out, dt),
-                   f"{p}_bn.running_var": np.ones(self.c_out, dt),
-                   f"{p}_bn.num_batches_tracked": np.array(0, np.int64)}
-        return params, buffers
-
-    def effective_weight(self, params: dict):
-        """The weight the conv uses: ``W``, ``binarize(W)`` (BEST-5/6) or ``alpha Q(W)`` (QSD-4),
-        and the quantiser's cache."""
-        W = params[f"{self.prefix}_conv.weight"]
-        if self.weights == "binary":
-            return binarize_forward(W, self.binarize)
-        if self.weights == "lsq":
-            return lsq_forward(W, params[f"{self.prefix}_conv.alpha"], self.bits,
-                               grad_scale=self.lsq_grad_scale)
-        return W, None
-
-    def forward(self, params: dict, buffers: dict, x: np.ndarray, train: bool):
-        """``(y, cache)``, ``x`` and ``y`` of shape (T*B, C, N); updates the BN buffers in
-        training mode (PyTorch's rule)."""
-        p = self.prefix
-        W, wcache = self.effective_weight(params)
-        y, c_conv = conv1x1_forward(x, W.astype(x.dtype, copy=False), params.get(f"{p}_conv.bias"))
-        y, c_bn = batch_norm_forward(y, params[f"{p}_bn.weight"], params[f"{p}_bn.bias"],
-                                     buffers[f"{p}_bn.running_mean"],
-                                     buffers[f"{p}_bn.running_var"], train=train, eps=self.eps)
-        if train:
-            (buffers[f"{p}_bn.running_mean"], buffers[f"{p}_bn.running_var"],
-             buffers[f"{p}_bn.num_batches_tracked"]) = update_running_stats(
-                buffers[f"{p}_bn.running_mean"], buffers[f"{p}_bn.running_var"],
-                buffers[f"{p}_bn.num_batches_tracked"], c_bn, self.momentum)
-        c_mprf = None
-        if self.mprf:                                   # QSD-12 on the membrane potential
-            from .sdsa import mprf_forward
-            y, c_mprf = mprf_forward(y, params[f"{p}_mprf.gamma"], params[f"{p}_mprf.alpha"],
-                                     eps=self.eps)
-        return y, ProjCache(c_conv, wcache, c_bn, c_mprf)
-
-    def backward(self, dy: np.ndarray, cache: ProjCache) -> tuple[np.ndarray, dict]:
-        """``(dx, grads)``; for binary / LSQ weights the latent-weight gradient is the STE's."""
-        p, grads = self.prefix, {}
-        if cache.mprf is not None:
-            from .sdsa import mprf_backward
-            dy, grads[f"{p}_mprf.gamma"], grads[f"{p}_mprf.alpha"] = mprf_backward(dy, cache.mprf)
-        dy, g = batch_norm_backward(dy, cache.bn)
-        grads[f"{p}_bn.weight"], grads[f"{p}_bn.bias"] = g["weight"], g["bias"]
-        dx, g = conv1x1_backward(dy, cache.conv)
-        if "bias" in g:
-            grads[f"{p}_conv.bias"] = g["bias"]
-        dW = g["weight"]                                   # dL/d(effective weight)
-        if self.weights == "binary":
-            dW = binarize_backward(dW, cache.wcache)       # STE + standardisation Jacobian
-        elif self.weights == "lsq":
-            dW, grads[f"{p}_conv.alpha"] = lsq_backward(dW, cache.wcache)
-        grads[f"{p}_conv.weight"] = dW
-        return dx, grads
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -296,11 +112,7 @@ class SpikingAttention(Layer):
                  input_spikes: bool = False, smooth: bool = False, check_spikes: bool = True,
                  fast: bool | None = None, bits: int = 4, binarize="bestformer-official"):
         super().__init__()
-        self.dim = check_int(dim, "dim", lo=1)
-        self.heads = check_int(heads, "heads", lo=1)
-        if self.dim % self.heads:
-            raise ValueError(f"heads must divide dim: dim = {dim} is not a multiple of "
-                             f"heads = {heads}")
+        self.dim, self.heads = _check_dim_heads(dim, heads)
         rng, dtype = check_rng(rng), check_dtype(dtype)
         check_choice(weights, "weights", WEIGHTS)
         self.weights, self.scale = weights, as_real(scale, "scale")

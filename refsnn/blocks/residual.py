@@ -46,7 +46,7 @@ import numpy as np
 from .._checks import as_float_array, check_dtype, check_int, check_rng, check_shape, check_train
 from ..layers.base import Layer
 from ..layers.conv import conv2d_backward, conv2d_forward
-from ..layers.norm import batch_norm_backward, batch_norm_forward, update_running_stats
+from ..layers.norm import batch_norm_backward, batch_norm_buffers_forward
 from ..neurons import LIFSpec, lif_backward, lif_forward, preset
 
 __all__ = ["ConvBN", "SEWResidual", "MSResidual", "MembraneResidual", "ResidualStack"]
@@ -119,14 +119,9 @@ class ConvBN(Layer):
         T, B = x.shape[:2]
         z, c_conv = conv2d_forward(x.reshape((T * B,) + x.shape[2:]), self.params["conv.weight"],
                                    None, 1, self.k // 2)             # (T*B, C_out, H, W)
-        b = self.buffers
-        y, c_bn = batch_norm_forward(z, self.params["bn.weight"], self.params["bn.bias"],
-                                     b["bn.running_mean"], b["bn.running_var"], train=train,
-                                     eps=self.eps)
-        if train:
-            (b["bn.running_mean"], b["bn.running_var"], b["bn.num_batches_tracked"]) = \
-                update_running_stats(b["bn.running_mean"], b["bn.running_var"],
-                                     b["bn.num_batches_tracked"], c_bn, self.momentum)
+        y, c_bn = batch_norm_buffers_forward(z, self.params["bn.weight"], self.params["bn.bias"],
+                                             self.buffers, "bn.", train=train, eps=self.eps,
+                                             momentum=self.momentum)
         return y.reshape((T, B) + y.shape[1:]), (c_conv, c_bn, (T, B))
 
     def backward(self, dy, cache):

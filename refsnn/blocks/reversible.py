@@ -37,14 +37,14 @@ after each recomputation, so the statistics move once per step, as with ordinary
 """
 from __future__ import annotations
 
-import hashlib
 import warnings
-from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .._checks import as_float_array, check_choice, check_shape
+from .guard import (ReconstructionMismatch, ReconstructionWarning, _buffer_dicts,  # noqa: F401
+                    _buffers_kept, _differ, _fingerprint)
 
 __all__ = ["ReversibleBlock", "ReversibleStack", "ReconstructionMismatch",
            "ReconstructionWarning",
@@ -53,14 +53,6 @@ __all__ = ["ReversibleBlock", "ReversibleStack", "ReconstructionMismatch",
 COUPLINGS = ("best", "additive")
 BACKPROPS = ("ordinary", "reversible")
 GUARDS = ("raise", "warn", "fallback", "off")
-
-
-class ReconstructionMismatch(RuntimeError):
-    """A branch recomputed on a rebuilt input fired a different spike pattern (``guard="raise"``)."""
-
-
-class ReconstructionWarning(RuntimeWarning):
-    """The same event under ``guard="warn"`` or ``guard="fallback"``."""
 
 
 class BlockCache(NamedTuple):
@@ -84,55 +76,6 @@ def _run_branch(b, x, train, name):
         raise ValueError(f"{name} must return an array of shape {x.shape} and dtype {x.dtype}, "
                          f"got {getattr(y, 'shape', type(y))}")
     return y, cache
-
-
-def _buffer_dicts(objs):
-    """Every ``buffers`` dict (running statistics) on these layers and their sub-layers."""
-    seen, out, stack = set(), [], list(objs)
-    while stack:
-        o = stack.pop()
-        if id(o) in seen or isinstance(o, (np.ndarray, str, bytes, int, float)):
-            continue
-        seen.add(id(o))
-        if isinstance(o, (list, tuple)):
-            stack.extend(o)
-        elif isinstance(o, dict):
-            stack.extend(o.values())
-        elif callable(getattr(o, "forward", None)):              # a layer: look inside
-            if isinstance(getattr(o, "buffers", None), dict):
-                out.append(o.buffers)
-            stack.extend(getattr(o, "__dict__", {}).values())
-    return out
-
-
-@contextmanager
-def _buffers_kept(*layers):
-    """Restore the layers' running statistics on exit (a recomputation must not update them)."""
-    saved = [(d, {k: np.array(v, copy=True) for k, v in d.items()}) for d in _buffer_dicts(layers)]
-    try:
-        yield
-    finally:
-        for d, copy in saved:
-            d.clear()
-            d.update(copy)
-
-
-def _fingerprint(b, y, cache) -> bytes:
-    """16-byte digest of the branch's spike pattern (packed bits), or of its output bytes."""
-    h = hashlib.blake2b(digest_size=16)
-    if callable(getattr(b, "spikes", None)):
-        for S in b.spikes(cache):
-            h.update(np.packbits(np.asarray(S) != 0))
-    else:
-        h.update(np.ascontiguousarray(y))
-    return h.digest()
-
-
-def _differ(b, ya, ca, yb, cb) -> tuple[int, int]:
-    """(entries that differ, entries compared): spikes if the branch exposes them, else output."""
-    pairs = zip(b.spikes(ca), b.spikes(cb)) if callable(getattr(b, "spikes", None)) else [(ya, yb)]
-    pairs = [(np.asarray(p), np.asarray(q)) for p, q in pairs]
-    return sum(int(np.count_nonzero(p != q)) for p, q in pairs), sum(p.size for p, _ in pairs)
 
 
 class ReversibleBlock:

@@ -16,7 +16,17 @@ copies it once, which is the im2col matrix) -- no Python loop over pixels.  The 
     dxp[n, c, sh*i + u, sw*j + v] += sum_o dy[n, o, i, j] W[o, c, u, v]      (col2im)
 
 where col2im loops over the ``kh * kw`` kernel offsets ``(u, v)`` (each a strided slice add),
-then crops the padding.  Only ``groups=1``, ``dilation=1`` and zero padding are implemented.
+then crops the padding.
+
+Groups (``torch.nn.Conv2d(groups=G)``): the channels split into ``G`` consecutive blocks of
+``C_in / G`` inputs and ``C_out / G`` outputs, output block ``g`` reading only input block ``g``;
+the weight is ``(C_out, C_in / G, kh, kw)`` and ``G = C_in = C_out`` is a depthwise conv (the
+official QSD-Transformer's ``SepConv.dwconv`` and the 3x3 of its ``RepConv``, both
+``Conv2dLSQ(..., groups=C)`` in ``bollossom/QSD-Transformer``, ``classification/models.py``).  With ``o`` in block ``g = o // (C_out / G)``::
+
+    y[n, o, i, j] = b[o] + sum_{c, u, v} W[o, c, u, v] xp[n, g C_in/G + c, sh*i + u, sw*j + v]
+
+and the backward is the same per block.  ``dilation=1`` and zero padding only.
 
 Conventions: the computation runs in the dtype of ``x``; the layer initialises from a passed-in
 Generator with PyTorch's default bound ``1/sqrt(C_in kh kw)`` for weight and bias.
@@ -72,22 +82,36 @@ def _windows(xp: np.ndarray, kernel, stride) -> np.ndarray:
 
 class Conv2dCache(NamedTuple):
     xp: np.ndarray                 # (N, C_in, H + 2ph, W + 2pw), the zero-padded input
-    weight: np.ndarray             # (C_out, C_in, kh, kw), in x's dtype
+    weight: np.ndarray             # (C_out, C_in / groups, kh, kw), in x's dtype
     has_bias: bool
     stride: tuple[int, int]
     padding: tuple[int, int]
     out_shape: tuple[int, ...]     # (N, C_out, Ho, Wo)
+    groups: int = 1
 
 
-def conv2d_forward(x, weight, bias=None, stride=1, padding=0) -> tuple[np.ndarray, Conv2dCache]:
-    """2-D cross-correlation with zero padding (``torch.nn.functional.conv2d``, groups=1).
+def _group_views(cols: np.ndarray, weight: np.ndarray, groups: int):
+    """``cols`` (N, C_in, Ho, Wo, kh, kw) as (N, G, C_in/G, Ho, Wo, kh, kw) and ``weight``
+    (C_out, C_in/G, kh, kw) as (G, C_out/G, C_in/G, kh, kw): views, channel ``g C/G + c``."""
+    N, C_in = cols.shape[:2]
+    C_out = weight.shape[0]
+    return (cols.reshape((N, groups, C_in // groups) + cols.shape[2:]),
+            weight.reshape((groups, C_out // groups) + weight.shape[1:]))
+
+
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0,
+                   groups: int = 1) -> tuple[np.ndarray, Conv2dCache]:
+    """2-D cross-correlation with zero padding (``torch.nn.functional.conv2d``).
 
     Parameters
     ----------
     x : ndarray, shape (N, C_in, H, W), float32 or float64
-    weight : ndarray, shape (C_out, C_in, kh, kw)
+    weight : ndarray, shape (C_out, C_in / groups, kh, kw)
     bias : ndarray, shape (C_out,), optional
     stride, padding : int or (int, int)
+    groups : int
+        Channel groups (module docstring); must divide ``C_in`` and ``C_out``.  ``groups = C_in
+        = C_out`` is depthwise.
 
     Returns
     -------
@@ -104,12 +128,23 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0) -> tuple[np.ndarra
     >>> y[0, 0]
     array([[10., 18.],
            [42., 50.]])
+
+    A depthwise 1x1 conv scales each channel by its own weight:
+
+    >>> y, _ = conv2d_forward(np.ones((1, 2, 1, 1)), np.array([2.0, 3.0]).reshape(2, 1, 1, 1),
+    ...                       groups=2)
+    >>> y.ravel()
+    array([2., 3.])
     """
     x = as_float_array(x, "x", ndim=4)
     weight = as_float_array(weight, "weight", ndim=4).astype(x.dtype, copy=False)
-    if x.shape[1] != weight.shape[1]:
-        raise ValueError(f"x must have {weight.shape[1]} channels (weight.shape[1]) in axis 1, "
-                         f"got shape {x.shape}")
+    groups = check_int(groups, "groups", lo=1)
+    if weight.shape[0] % groups:
+        raise ValueError(f"groups must divide the output channels: weight.shape[0] = "
+                         f"{weight.shape[0]} is not a multiple of groups = {groups}")
+    if x.shape[1] != weight.shape[1] * groups:
+        raise ValueError(f"x must have {weight.shape[1] * groups} channels (weight.shape[1] * "
+                         f"groups) in axis 1, got shape {x.shape}")
     kernel = weight.shape[2:]
     if min(kernel) < 1:
         raise ValueError(f"weight must have a kernel of at least 1x1, got shape {weight.shape}")
@@ -120,12 +155,17 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0) -> tuple[np.ndarra
     (ph, pw) = padding
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
     cols = _windows(xp, kernel, stride)                          # (N, C_in, Ho, Wo, kh, kw) view
-    y = np.tensordot(cols, weight, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, C_out)
-    y = y.transpose(0, 3, 1, 2)                                  # (N, C_out, Ho, Wo)
+    if groups == 1:
+        y = np.tensordot(cols, weight, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, C_out)
+        y = y.transpose(0, 3, 1, 2)                                  # (N, C_out, Ho, Wo)
+    else:
+        cg, wg = _group_views(cols, weight, groups)      # (N, G, C_in/G, Ho, Wo, kh, kw), (G, ...)
+        y = np.einsum("ngchwuv,gocuv->ngohw", cg, wg, optimize=True)   # (N, G, C_out/G, Ho, Wo)
+        y = y.reshape((x.shape[0], weight.shape[0], Ho, Wo))         # (N, C_out, Ho, Wo)
     if b is not None:
         y = y + b[:, None, None]
     y = np.ascontiguousarray(y)
-    return y, Conv2dCache(xp, weight, b is not None, stride, padding, y.shape)
+    return y, Conv2dCache(xp, weight, b is not None, stride, padding, y.shape, groups)
 
 
 def conv2d_backward(dy, cache: Conv2dCache) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -158,10 +198,20 @@ def conv2d_backward(dy, cache: Conv2dCache) -> tuple[np.ndarray, dict[str, np.nd
     kh, kw = W.shape[2:]
     _, _, Ho, Wo = dy.shape
     cols = _windows(xp, (kh, kw), cache.stride)                  # (N, C_in, Ho, Wo, kh, kw)
-    grads = {"weight": np.tensordot(dy, cols, axes=([0, 2, 3], [0, 2, 3]))}  # (C_out, C_in, kh, kw)
+    G = cache.groups
+    if G == 1:
+        dW = np.tensordot(dy, cols, axes=([0, 2, 3], [0, 2, 3]))  # (C_out, C_in, kh, kw)
+        grads = {"weight": dW}
+        dcols = np.tensordot(dy, W, axes=([1], [0]))             # (N, Ho, Wo, C_in, kh, kw)
+    else:                                                        # the same, per group g
+        cg, wg = _group_views(cols, W, G)                        # (N, G, Cg, ...), (G, Og, Cg, ...)
+        dyg = dy.reshape((dy.shape[0], G, -1, Ho, Wo))           # (N, G, Og, Ho, Wo)
+        grads = {"weight": np.einsum("ngohw,ngchwuv->gocuv", dyg, cg, optimize=True)
+                 .reshape(W.shape)}                              # (C_out, C_in/G, kh, kw)
+        dcols = np.einsum("ngohw,gocuv->nhwgcuv", dyg, wg, optimize=True)
+        dcols = dcols.reshape(dcols.shape[:3] + (-1, kh, kw))    # (N, Ho, Wo, C_in, kh, kw)
     if cache.has_bias:
         grads["bias"] = dy.sum(axis=(0, 2, 3))                   # (C_out,)
-    dcols = np.tensordot(dy, W, axes=([1], [0]))                 # (N, Ho, Wo, C_in, kh, kw)
     dxp = np.zeros_like(xp)                                      # (N, C_in, Hp, Wp)
     for u in range(kh):                                          # col2im: one strided add per
         for v in range(kw):                                      # kernel offset (u, v)
@@ -173,17 +223,20 @@ def conv2d_backward(dy, cache: Conv2dCache) -> tuple[np.ndarray, dict[str, np.nd
 
 
 class Conv2d(_Affine):
-    """``torch.nn.Conv2d`` with groups=1, dilation=1, zero padding; any kernel, stride, padding.
+    """``torch.nn.Conv2d`` with dilation=1, zero padding; any kernel, stride, padding, groups.
 
     Parameters
     ----------
     in_channels, out_channels : int
     kernel_size, stride, padding : int or (int, int)
+    groups : int
+        Channel groups, dividing both channel counts (default 1; ``in_channels`` for depthwise);
+        the weight is ``(C_out, C_in / groups, kh, kw)``.
     bias : bool
         Default True, as PyTorch (the official spiking models use ``bias=False``).
     rng : numpy.random.Generator
-        Initial values, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with ``fan_in = C_in kh kw``
-        (PyTorch's default kaiming-uniform bound).
+        Initial values, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with ``fan_in = C_in kh kw /
+        groups`` (PyTorch's default kaiming-uniform bound).
     dtype : float32 or float64
 
     Use :meth:`from_arrays` to build from given (e.g. checkpoint) arrays.
@@ -200,34 +253,51 @@ class Conv2d(_Affine):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, *,
-                 bias: bool = True, rng=None, dtype=np.float32):
+                 groups: int = 1, bias: bool = True, rng=None, dtype=np.float32):
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels", lo=1)
         self.out_channels = check_int(out_channels, "out_channels", lo=1)
         self.kernel_size = pair(kernel_size, "kernel_size", lo=1)
         self.stride = pair(stride, "stride", lo=1)
         self.padding = pair(padding, "padding", lo=0)
+        self.groups = _check_groups(groups, self.in_channels, self.out_channels)
         kh, kw = self.kernel_size
-        self._init_params((self.out_channels, self.in_channels, kh, kw),
-                          self.in_channels * kh * kw, bias, rng, dtype)
+        c_in = self.in_channels // self.groups
+        self._init_params((self.out_channels, c_in, kh, kw), c_in * kh * kw, bias, rng, dtype)
 
     @classmethod
-    def from_arrays(cls, weight, bias=None, stride=1, padding=0) -> "Conv2d":
-        """A Conv2d holding copies of ``weight`` (C_out, C_in, kh, kw) and ``bias`` or None."""
+    def from_arrays(cls, weight, bias=None, stride=1, padding=0, *, groups: int = 1) -> "Conv2d":
+        """A Conv2d holding copies of ``weight`` (C_out, C_in / groups, kh, kw) and ``bias`` or
+        None."""
         self = cls.__new__(cls)
         Layer.__init__(self)
         self._set_arrays(weight, bias, ndim=4)
-        self.out_channels, self.in_channels = self.params["weight"].shape[:2]
+        groups = check_int(groups, "groups", lo=1)
+        self.out_channels, c_in = self.params["weight"].shape[:2]
+        self.in_channels = c_in * groups
+        self.groups = _check_groups(groups, self.in_channels, self.out_channels)
         self.kernel_size = pair(tuple(self.params["weight"].shape[2:]), "kernel_size", lo=1)
         self.stride = pair(stride, "stride", lo=1)
         self.padding = pair(padding, "padding", lo=0)
         return self
 
     def _apply(self, x, weight):
-        return conv2d_forward(x, weight, self.params.get("bias"), self.stride, self.padding)
+        return conv2d_forward(x, weight, self.params.get("bias"), self.stride, self.padding,
+                              self.groups)
 
     _apply_backward = staticmethod(conv2d_backward)
+    groups = 1                     # class default; instances set their own
 
     def __repr__(self) -> str:
+        groups = f", groups={self.groups}" if self.groups != 1 else ""
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, bias={'bias' in self.params})")
+                f"stride={self.stride}, padding={self.padding}{groups}, "
+                f"bias={'bias' in self.params})")
+
+
+def _check_groups(groups, c_in: int, c_out: int) -> int:
+    groups = check_int(groups, "groups", lo=1)
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"groups must divide in_channels and out_channels, got groups = "
+                         f"{groups} for {c_in} and {c_out} channels")
+    return groups

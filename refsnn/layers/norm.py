@@ -42,7 +42,7 @@ from .base import Layer
 from .linear import _check_dy
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "batch_norm_forward", "batch_norm_backward",
-           "update_running_stats"]
+           "update_running_stats", "batch_norm_buffers_forward"]
 
 
 class BatchNormCache(NamedTuple):
@@ -191,6 +191,33 @@ def update_running_stats(running_mean, running_var, num_batches_tracked, cache: 
     return new_mean, new_var, nbt
 
 
+def batch_norm_buffers_forward(x, weight, bias, buffers: dict, prefix: str = "", *, train: bool,
+                               eps: float = 1e-5, momentum: float | None = 0.1):
+    """:func:`batch_norm_forward` on the running statistics held in a ``buffers`` dict (BEST-2,
+    BEST-7), updated there by :func:`update_running_stats` in training mode.
+
+    ``buffers`` holds ``prefix + "running_mean"``, ``prefix + "running_var"`` and
+    ``prefix + "num_batches_tracked"`` (PyTorch ``state_dict`` names); in training mode the three
+    entries are replaced by new arrays, in evaluation mode they are only read.  Returns
+    ``(y, cache)`` as :func:`batch_norm_forward`.
+
+    >>> import numpy as np
+    >>> b = {"bn.running_mean": np.zeros(1), "bn.running_var": np.ones(1),
+    ...      "bn.num_batches_tracked": np.array(0)}
+    >>> y, _ = batch_norm_buffers_forward(np.array([[1.0], [3.0]]), None, None, b, "bn.",
+    ...                                   train=True)
+    >>> b["bn.running_mean"], b["bn.running_var"], b["bn.num_batches_tracked"]
+    (array([0.2]), array([1.1]), array(1))
+    """
+    keys = (f"{prefix}running_mean", f"{prefix}running_var", f"{prefix}num_batches_tracked")
+    y, cache = batch_norm_forward(x, weight, bias, buffers[keys[0]], buffers[keys[1]],
+                                  train=train, eps=eps)
+    if cache.train:
+        buffers.update(zip(keys, update_running_stats(*(buffers[k] for k in keys), cache,
+                                                      momentum)))
+    return y, cache
+
+
 class _BatchNorm(Layer):
     """Shared BatchNorm1d/2d: parameters, buffers, mode-explicit forward."""
 
@@ -248,15 +275,9 @@ class _BatchNorm(Layer):
         if x.shape[1] != self.num_features:
             raise ValueError(f"x must have {self.num_features} channels (num_features) in axis "
                              f"1, got shape {x.shape}")
-        b = self.buffers
-        y, cache = batch_norm_forward(x, self.params.get("weight"), self.params.get("bias"),
-                                      b["running_mean"], b["running_var"], train=train,
-                                      eps=self.eps)
-        if train:
-            (b["running_mean"], b["running_var"], b["num_batches_tracked"]) = \
-                update_running_stats(b["running_mean"], b["running_var"],
-                                     b["num_batches_tracked"], cache, self.momentum)
-        return y, cache
+        return batch_norm_buffers_forward(x, self.params.get("weight"), self.params.get("bias"),
+                                          self.buffers, train=train, eps=self.eps,
+                                          momentum=self.momentum)
 
     def backward(self, dy, cache):
         dx, grads = batch_norm_backward(dy, cache)

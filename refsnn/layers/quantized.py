@@ -262,7 +262,8 @@ class LSQConv1d(_LSQ, Conv1d):
 
 
 class LSQConv2d(_LSQ, Conv2d):
-    """Conv2d with LSQ weights, official ``Conv2dLSQ`` (groups=1 only) (QSD-4, QSD-5);
+    """Conv2d with LSQ weights, official ``Conv2dLSQ`` (QSD-4, QSD-5; one step per output
+    channel, ``groups`` passed to the conv as there, e.g. the depthwise ``SepConv.dwconv``);
     parameters as :class:`Conv2d` plus ``bits``, ``grad_scale``, ``alpha``.
 
     Examples

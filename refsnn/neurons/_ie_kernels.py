@@ -1,8 +1,9 @@
-"""Numba twin of the QSD-10 virtual-time-step expansion (``refsnn.neurons.ie_lif``).
+"""Numba twin of the QSD-10 virtual-time-step expansion (``refsnn.neurons.virtual_steps``).
 
-Imported lazily by :func:`refsnn.neurons.ie_lif.expand_to_spikes`; nothing is compiled at import
-time (``@njit`` compiles on the first call, then ``cache=True`` loads the machine code from disk).
-The clear NumPy version in ``ie_lif.py`` is the reference: this kernel does the same IEEE
+Imported lazily by :func:`refsnn.neurons.virtual_steps.expand_to_spikes`; nothing is compiled
+at import time (``@njit`` compiles on the first call, then ``cache=True`` loads the machine code
+from disk).
+The clear NumPy version in ``virtual_steps.py`` is the reference: this kernel does the same IEEE
 operations in the same dtype (no ``fastmath``), so its spikes are bit-identical
 (``tests/neurons/test_ie_lif.py`` checks it with Hypothesis).
 

@@ -5,7 +5,8 @@ one training step emits an integer count ``n`` of up to ``b`` spikes, scaled to 
 
     a[t] = round(clip(v[t], 0, b)) / b                              (QSD-9, paper Eq. 9)
 
-and at inference the count is replayed as ``b`` binary "virtual time steps" (QSD-10, Eq. 10):
+and at inference the count is replayed as ``b`` binary "virtual time steps" (QSD-10, Eq. 10,
+:mod:`refsnn.neurons.virtual_steps`, re-exported here):
 ``w . a = w . sum_k s[k] / b`` with ``s[k]`` in {0, 1}.  The paper writes the ``1/b`` into ``a``
 but not into the spike sum; refsnn keeps the factor explicit: ``b * (W @ a) == sum_k W @ s[k]``.
 
@@ -47,29 +48,26 @@ STE ``da/dx``  ``(1/b) 1(0 < v < b)``            ``1(0 < b x < b)``             
 Examples
 --------
 >>> import numpy as np
->>> from refsnn.neurons.ie_lif import ie_quantize, expand_to_spikes, collapse_spikes
+>>> from refsnn.neurons.ie_lif import ie_quantize
 >>> v = np.array([-1.0, 0.5, 1.5, 2.5, 3.2, 9.0])
 >>> ie_quantize(v, "qsd-paper")                # ties to even: 0.5 -> 0, 2.5 -> 2
 array([0.  , 0.  , 0.5 , 0.5 , 0.75, 1.  ])
 >>> ie_quantize(v / 4, "qsd-official")         # official scales by b = 4 first; ties round up
 array([0.  , 0.25, 0.5 , 0.75, 0.75, 1.  ])
->>> s = expand_to_spikes(np.array([0.75, 0.25]), 4)   # (b, ...) virtual steps, first n fire
->>> s.T
-array([[1., 1., 1., 0.],
-       [1., 0., 0., 0.]])
->>> collapse_spikes(s)
-array([0.75, 0.25])
+
+The virtual time steps (QSD-10) have their examples in :mod:`refsnn.neurons.virtual_steps`.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import as_float_array, as_real, check_binary, check_choice, check_int, check_shape
-from ..config import use_fast
+from .._checks import as_float_array, as_real, check_choice, check_int, check_shape
+from ._args import (Replaceable, check_flag, check_spec_fields, initial_state, lookup_preset,
+                    upstream)
+from .virtual_steps import collapse_spikes, expand_to_spikes  # noqa: F401  (QSD-10, re-exported)
 
 __all__ = ["IELIFSpec", "IELIFTrace", "IE_LIF_PRESETS", "ie_lif_preset", "ie_quantize",
            "ie_quantize_backward", "ie_lif_forward", "ie_lif_backward", "expand_to_spikes",
@@ -79,7 +77,7 @@ ROUNDINGS = ("half-even", "half-up")
 
 
 @dataclass(frozen=True)
-class IELIFSpec:
+class IELIFSpec(Replaceable):
     """Every convention of an IE-LIF neuron (QSD-9); see the module docstring.
 
     Parameters
@@ -115,18 +113,11 @@ class IELIFSpec:
     detach_reset: bool = False
 
     def __post_init__(self):
-        if not isinstance(self.name, str):
-            raise TypeError(f"name must be a str, got {self.name!r}")
+        check_spec_fields(self, decay="tau", flags=("scale_input", "stateful", "detach_reset"))
         check_int(self.b, "b", 1, 8)
         check_choice(self.rounding, "rounding", ROUNDINGS)
-        tau = as_real(self.tau, "tau")
-        if not 0 < tau <= 1:
-            raise ValueError(f"tau must be a decay factor in (0, 1], got {self.tau!r}")
         if self.out_scale is not None and not as_real(self.out_scale, "out_scale") > 0:
             raise ValueError(f"out_scale must be > 0 or None, got {self.out_scale!r}")
-        for nm in ("scale_input", "stateful", "detach_reset"):
-            if not isinstance(getattr(self, nm), (bool, np.bool_)):
-                raise TypeError(f"{nm} must be a bool, got {getattr(self, nm)!r}")
 
     @property
     def gain(self) -> float:
@@ -137,11 +128,6 @@ class IELIFSpec:
     def divisor(self) -> float:
         """Divisor of the integer count: ``out_scale`` or ``b``."""
         return float(self.b if self.out_scale is None else self.out_scale)
-
-    def replace(self, **changes) -> "IELIFSpec":
-        """A copy with fields changed (validated again); the name becomes ``"custom"`` unless given."""
-        changes.setdefault("name", "custom")
-        return dataclasses.replace(self, **changes)
 
 
 IE_LIF_PRESETS: dict[str, IELIFSpec] = {
@@ -163,24 +149,8 @@ def ie_lif_preset(name: str | IELIFSpec, **changes) -> IELIFSpec:
     >>> ie_lif_preset("qsd-official", b=2).gain
     2.0
     """
-    if isinstance(name, IELIFSpec):
-        spec = name
-    elif isinstance(name, str):
-        if name not in IE_LIF_PRESETS:
-            raise ValueError(f"spec must be one of {tuple(IE_LIF_PRESETS)}, got {name!r}")
-        spec = IE_LIF_PRESETS[name]
-    else:
-        raise TypeError(f"spec must be an IELIFSpec or a preset name, got {name!r}")
-    if changes:
-        changes.setdefault("name", spec.name)
-        spec = dataclasses.replace(spec, **changes)
-    return spec
-
-
-def _check_smooth(smooth) -> bool:
-    if not isinstance(smooth, (bool, np.bool_)):
-        raise TypeError(f"smooth must be a bool, got {smooth!r}")
-    return bool(smooth)
+    return lookup_preset(name, IE_LIF_PRESETS, IELIFSpec, "spec", "an IELIFSpec or a preset name",
+                         **changes)
 
 
 # --- QSD-9 on one step ------------------------------------------------------------------------
@@ -218,7 +188,8 @@ def ie_quantize(v, spec: IELIFSpec | str, *, smooth: bool = False) -> np.ndarray
     """
     spec = ie_lif_preset(spec)
     v = as_float_array(v, "v")
-    return (_count(v, spec, _check_smooth(smooth)) / v.dtype.type(spec.divisor)).astype(v.dtype)
+    n = _count(v, spec, check_flag(smooth, "smooth"))
+    return (n / v.dtype.type(spec.divisor)).astype(v.dtype)
 
 
 def ie_quantize_backward(da, v, spec: IELIFSpec | str) -> np.ndarray:
@@ -286,16 +257,9 @@ def ie_lif_forward(X, spec: IELIFSpec | str, *, v0=None, smooth: bool = False) -
     """
     spec = ie_lif_preset(spec)
     X = as_float_array(X, "X", min_ndim=1)
-    smooth = _check_smooth(smooth)
+    smooth = check_flag(smooth, "smooth")
     dt = X.dtype.type
-    V_prev = np.zeros(X.shape[1:], X.dtype)                                  # (...)
-    if v0 is not None:
-        v0 = as_float_array(v0, "v0")
-        try:
-            V_prev = np.broadcast_to(v0, X.shape[1:]).astype(X.dtype)
-        except ValueError:
-            raise ValueError(f"v0 must broadcast to the neuron shape {X.shape[1:]}, "
-                             f"got shape {v0.shape}") from None
+    V_prev = initial_state(v0, X, "v0")                                     # (...)
     tau, g, o = dt(spec.tau), dt(spec.gain), dt(spec.divisor)
     A, H, V = np.empty_like(X), np.empty_like(X), np.zeros_like(X)          # (T, ...)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -329,13 +293,8 @@ def ie_lif_backward(dA, trace: IELIFTrace, spec: IELIFSpec | str, *,
     if not isinstance(trace, IELIFTrace):
         raise TypeError("trace must be the IELIFTrace returned by ie_lif_forward")
     H = trace.H
-    dA = as_float_array(dA, "dA", min_ndim=1)
-    check_shape(dA, H.shape, "dA", "the forward's shape")
-    dA = dA.astype(H.dtype, copy=False)
-    if dH is not None:
-        dH = as_float_array(dH, "dH", min_ndim=1)
-        check_shape(dH, H.shape, "dH", "the forward's shape")
-        dH = dH.astype(H.dtype, copy=False)
+    dA = upstream(dA, H, "dA")
+    dH = upstream(dH, H, "dH", optional=True)
     dt = H.dtype.type
     tau, g, o = dt(spec.tau), dt(spec.gain), dt(spec.divisor)
     dX = np.empty_like(H)
@@ -354,66 +313,3 @@ def ie_lif_backward(dA, trace: IELIFTrace, spec: IELIFSpec | str, *,
     if not np.all(np.isfinite(dX)):
         raise ValueError("dA is too large: the gradient overflowed to a non-finite value")
     return dX, np.asarray(dH_next, dtype=H.dtype)
-
-
-# --- QSD-10: virtual time steps -------------------------------------------------------------
-
-def _grid_tol(dtype, b: int):
-    """How far ``a b`` may sit from an integer and still name a level: a few ulps (``k * (1/b)``
-    can be one ulp off ``k``, ``k / b`` never is)."""
-    return np.dtype(dtype).type(4 * b * np.finfo(dtype).eps)
-
-
-def expand_to_spikes(a, b: int, *, fast: bool | None = None) -> np.ndarray:
-    """Replay b-level activations as ``b`` binary virtual time steps (QSD-10, paper Eq. 10).
-
-    ``s[k] = 1(k < n)`` with ``n = b a``: the **first** ``n`` virtual steps fire, the rest are
-    silent, so ``sum_k s[k] = b a`` exactly and ``b (W @ a) = sum_k W @ s[k]``.
-
-    Parameters
-    ----------
-    a : ndarray, any shape, float32 or float64
-        Levels in ``{0, 1/b, ..., 1}`` (within a few ulps; anything else is a ValueError).
-    b : int
-        Number of levels and of virtual steps, ``1 <= b <= 8``.
-    fast : bool or None
-        ``True`` the Numba kernel (``_ie_kernels``), ``False`` the clear NumPy code, ``None`` the
-        global backend (:func:`refsnn.set_backend`).  Both give identical spikes.
-
-    Returns
-    -------
-    s : ndarray, shape (b,) + a.shape, dtype of ``a``
-        Binary spikes, virtual step first.
-    """
-    a = as_float_array(a, "a")
-    b = check_int(b, "b", 1, 8)
-    dt = a.dtype.type
-    scale, tol = dt(b), _grid_tol(a.dtype, b)
-    if use_fast(fast) and a.size:
-        from . import _ie_kernels
-        flat = np.ascontiguousarray(a).reshape(-1)                   # (N,)
-        s = np.empty((b, flat.size), a.dtype)                        # (b, N)
-        ok = _ie_kernels.expand_levels(flat, scale, tol, s)
-        s = s.reshape((b,) + a.shape)
-    else:
-        y = a * scale                                                # (...)
-        n = np.rint(y)                                               # integer counts
-        ok = bool(np.all((np.abs(y - n) <= tol) & (n >= 0) & (n <= b)))
-        k = np.arange(b, dtype=a.dtype).reshape((b,) + (1,) * a.ndim)
-        s = (k < n).astype(a.dtype)                                  # (b, ...) first n fire
-    if not ok:
-        raise ValueError(f"a must hold levels k/b in {{0, 1/{b}, ..., 1}} for b = {b}")
-    return s
-
-
-def collapse_spikes(s) -> np.ndarray:
-    """Inverse of :func:`expand_to_spikes` (QSD-10): ``a = sum_k s[k] / b`` with ``b = len(s)``.
-
-    ``s``: shape (b, ...), float32 or float64, values in {0, 1}, ``1 <= b <= 8``, any firing
-    order.  Returns ``a`` of shape ``s.shape[1:]``, levels in ``{0, 1/b, ..., 1}``.
-    """
-    s = as_float_array(s, "s", min_ndim=1)
-    if not 1 <= s.shape[0] <= 8:
-        raise ValueError(f"s must have 1..8 virtual steps on axis 0 (b), got shape {s.shape}")
-    check_binary(s, "s")
-    return (s.sum(axis=0) / s.dtype.type(s.shape[0])).astype(s.dtype)

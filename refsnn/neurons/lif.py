@@ -33,8 +33,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import as_float_array, check_shape
+from .._checks import as_float_array
 from ..config import use_fast
+from ._args import check_flag, initial_state, upstream
 from .spec import LIFSpec, preset
 
 __all__ = ["LIFTrace", "lif_forward", "lif_backward", "lif_forward_reference",
@@ -58,23 +59,6 @@ def _check_spec(spec) -> LIFSpec:
     if not isinstance(spec, LIFSpec):
         raise TypeError(f"spec must be a LIFSpec or a preset name, got {spec!r}")
     return spec
-
-
-def _initial(v0, spec: LIFSpec, X: np.ndarray) -> np.ndarray:
-    shape = X.shape[1:]
-    if v0 is None:
-        return np.full(shape, spec.v0, dtype=X.dtype)
-    v0 = as_float_array(v0, "v0")
-    try:
-        return np.broadcast_to(v0, shape).astype(X.dtype)
-    except ValueError:
-        raise ValueError(f"v0 must broadcast to the neuron shape {shape}, got shape {v0.shape}") from None
-
-
-def _check_smooth(smooth) -> bool:
-    if not isinstance(smooth, (bool, np.bool_)):
-        raise TypeError(f"smooth must be a bool, got {smooth!r}")
-    return bool(smooth)
 
 
 def lif_forward(X, spec: LIFSpec | str, *, v0=None, smooth: bool = False,
@@ -102,8 +86,8 @@ def lif_forward(X, spec: LIFSpec | str, *, v0=None, smooth: bool = False,
     """
     spec = _check_spec(spec)
     X = as_float_array(X, "X", min_ndim=1)
-    smooth = _check_smooth(smooth)
-    V0 = _initial(v0, spec, X)
+    smooth = check_flag(smooth, "smooth")
+    V0 = initial_state(v0, X, "v0", spec.v0)
     with np.errstate(over="ignore", invalid="ignore"):
         if use_fast(fast) and X.size:
             from . import _kernels
@@ -181,13 +165,8 @@ def lif_backward(dS, trace: LIFTrace, spec: LIFSpec | str, *, dH=None,
     if not isinstance(trace, LIFTrace):
         raise TypeError("trace must be the LIFTrace returned by lif_forward")
     H = trace.H
-    dS = as_float_array(dS, "dS", min_ndim=1)
-    check_shape(dS, H.shape, "dS", "the forward's shape")
-    dS = dS.astype(H.dtype, copy=False)
-    if dH is not None:
-        dH = as_float_array(dH, "dH", min_ndim=1)
-        check_shape(dH, H.shape, "dH", "the forward's shape")
-        dH = dH.astype(H.dtype, copy=False)
+    dS = upstream(dS, H, "dS")
+    dH = upstream(dH, H, "dH", optional=True)
     with np.errstate(over="ignore", invalid="ignore"):
         if use_fast(fast) and H.size:
             from . import _kernels

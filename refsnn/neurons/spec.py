@@ -47,12 +47,10 @@ LIFSpec(name='bestformer-sr', charge='decay', tau=0.5, decay_input=True, v_th=1.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from .._checks import as_real, check_choice
+from ._args import Replaceable, check_spec_fields, lookup_preset
 from .surrogate import Surrogate, Sigmoid, ATan, SuperSpike, Rectangle
 
 __all__ = ["LIFSpec", "preset", "PRESETS", "preset_names", "CHARGES", "RESETS", "FIRES", "TIMINGS"]
@@ -64,7 +62,7 @@ TIMINGS = ("same", "late")
 
 
 @dataclass(frozen=True)
-class LIFSpec:
+class LIFSpec(Replaceable):
     """Every convention of a LIF neuron, explicitly (see the module docstring).
 
     Parameters
@@ -120,8 +118,7 @@ class LIFSpec:
     surrogate: Surrogate = field(default_factory=Sigmoid)
 
     def __post_init__(self):
-        if not isinstance(self.name, str):
-            raise TypeError(f"name must be a str, got {self.name!r}")
+        check_spec_fields(self, flags=("decay_input", "detach_reset"))
         check_choice(self.charge, "charge", CHARGES)
         check_choice(self.fire, "fire", FIRES)
         check_choice(self.reset, "reset", RESETS)
@@ -137,9 +134,6 @@ class LIFSpec:
             as_real(getattr(self, nm), nm)
         if self.reset_amount is not None and as_real(self.reset_amount, "reset_amount") <= 0:
             raise ValueError(f"reset_amount must be > 0 or None, got {self.reset_amount!r}")
-        for nm in ("decay_input", "detach_reset"):
-            if not isinstance(getattr(self, nm), (bool, np.bool_)):
-                raise TypeError(f"{nm} must be a bool, got {getattr(self, nm)!r}")
         if not isinstance(self.surrogate, Surrogate):
             raise TypeError(f"surrogate must be a refsnn Surrogate, got {self.surrogate!r}")
 
@@ -156,12 +150,6 @@ class LIFSpec:
     def amount(self) -> float:
         """The soft-reset subtraction (``reset_amount`` or ``v_th``)."""
         return float(self.v_th if self.reset_amount is None else self.reset_amount)
-
-    def replace(self, **changes) -> "LIFSpec":
-        """A copy with some fields changed (validated again); the name becomes ``"custom"``
-        unless given."""
-        changes.setdefault("name", "custom")
-        return dataclasses.replace(self, **changes)
 
 
 def _sj(name, *, tau=2.0, v_th=1.0, soft=False, decay_input=True, detach=True, fire=">=",
@@ -220,15 +208,4 @@ def preset(name: str | LIFSpec, **changes) -> LIFSpec:
     >>> preset("snntorch-subtract").fire
     '>'
     """
-    if isinstance(name, LIFSpec):
-        spec = name
-    elif isinstance(name, str):
-        if name not in PRESETS:
-            raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {name!r}")
-        spec = PRESETS[name]
-    else:
-        raise TypeError(f"preset must be a preset name or a LIFSpec, got {name!r}")
-    if changes:
-        changes.setdefault("name", spec.name)
-        spec = dataclasses.replace(spec, **changes)
-    return spec
+    return lookup_preset(name, PRESETS, LIFSpec, "preset", "a preset name or a LIFSpec", **changes)

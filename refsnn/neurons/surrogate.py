@@ -42,19 +42,42 @@ __all__ = ["Surrogate", "Rectangle", "Sigmoid", "ATan", "Triangle", "SuperSpike"
 
 @dataclass(frozen=True)
 class Surrogate:
-    """Base class: a surrogate derivative ``grad`` and its primitive ``primitive``."""
+    """Base class: a surrogate derivative ``grad`` and its primitive ``primitive``.
+
+    A subclass names its single shape parameter in ``_param`` (a positive float field), its
+    kernel code in ``kind``, and writes ``_p(x)`` and ``_g(x)`` for an array ``x`` already
+    validated; the base class checks the parameter and keeps the result in ``x``'s dtype.
+    """
 
     #: integer code used by the Numba kernels (see ``refsnn.neurons._kernels``)
     kind = -1
+    #: name of the shape-parameter field
+    _param = ""
+
+    def __post_init__(self):
+        if self._param:
+            check_positive(getattr(self, self._param), self._param)
 
     @property
     def param(self) -> float:  # the single shape parameter, for the kernels
-        raise NotImplementedError
+        if not self._param:
+            raise NotImplementedError
+        return float(getattr(self, self._param))
 
     def primitive(self, x):
-        raise NotImplementedError
+        """``p(x)``, elementwise, in the dtype of ``x``."""
+        x = self._x(x)
+        return self._p(x).astype(x.dtype, copy=False)
 
     def grad(self, x):
+        """``g(x) = p'(x)``, elementwise, in the dtype of ``x``."""
+        x = self._x(x)
+        return self._g(x).astype(x.dtype, copy=False)
+
+    def _p(self, x):
+        raise NotImplementedError
+
+    def _g(self, x):
         raise NotImplementedError
 
     def _x(self, x):
@@ -69,20 +92,12 @@ class Rectangle(Surrogate):
     """
     a: float = 1.0
     kind = 0
+    _param = "a"
 
-    def __post_init__(self):
-        check_positive(self.a, "a")
+    def _p(self, x):
+        return np.clip(x / x.dtype.type(self.a) + x.dtype.type(0.5), 0, 1)
 
-    @property
-    def param(self):
-        return float(self.a)
-
-    def primitive(self, x):
-        x = self._x(x)
-        return np.clip(x / x.dtype.type(self.a) + x.dtype.type(0.5), 0, 1).astype(x.dtype, copy=False)
-
-    def grad(self, x):
-        x = self._x(x)
+    def _g(self, x):
         a = x.dtype.type(self.a)
         return (np.abs(x) < a / 2).astype(x.dtype) / a
 
@@ -95,24 +110,17 @@ class Sigmoid(Surrogate):
     """
     alpha: float = 4.0
     kind = 1
+    _param = "alpha"
 
-    def __post_init__(self):
-        check_positive(self.alpha, "alpha")
-
-    @property
-    def param(self):
-        return float(self.alpha)
-
-    def primitive(self, x):
-        x = self._x(x)
+    def _p(self, x):
         z = x.dtype.type(self.alpha) * x
         # numerically stable logistic, no overflow warnings for large |z|
         e = np.exp(-np.abs(z))
-        return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
-    def grad(self, x):
+    def _g(self, x):
         s = self.primitive(x)
-        return (s.dtype.type(self.alpha) * s * (1 - s)).astype(s.dtype, copy=False)
+        return s.dtype.type(self.alpha) * s * (1 - s)
 
 
 @dataclass(frozen=True)
@@ -123,23 +131,15 @@ class ATan(Surrogate):
     """
     alpha: float = 2.0
     kind = 2
+    _param = "alpha"
 
-    def __post_init__(self):
-        check_positive(self.alpha, "alpha")
-
-    @property
-    def param(self):
-        return float(self.alpha)
-
-    def primitive(self, x):
-        x = self._x(x)
+    def _p(self, x):
         c = x.dtype.type(np.pi * self.alpha / 2)
-        return (np.arctan(c * x) / x.dtype.type(np.pi) + x.dtype.type(0.5)).astype(x.dtype, copy=False)
+        return np.arctan(c * x) / x.dtype.type(np.pi) + x.dtype.type(0.5)
 
-    def grad(self, x):
-        x = self._x(x)
+    def _g(self, x):
         c = x.dtype.type(np.pi * self.alpha / 2)
-        return (x.dtype.type(self.alpha / 2) / (1 + (c * x) ** 2)).astype(x.dtype, copy=False)
+        return x.dtype.type(self.alpha / 2) / (1 + (c * x) ** 2)
 
 
 @dataclass(frozen=True)
@@ -151,26 +151,18 @@ class Triangle(Surrogate):
     """
     w: float = 1.0
     kind = 3
+    _param = "w"
 
-    def __post_init__(self):
-        check_positive(self.w, "w")
-
-    @property
-    def param(self):
-        return float(self.w)
-
-    def primitive(self, x):
-        x = self._x(x)
+    def _p(self, x):
         w = x.dtype.type(self.w)
         xc = np.clip(x, -w, w)
         lower = (xc + w) ** 2 / (2 * w * w)
         upper = 1 - (w - xc) ** 2 / (2 * w * w)
-        return np.where(xc < 0, lower, upper).astype(x.dtype, copy=False)
+        return np.where(xc < 0, lower, upper)
 
-    def grad(self, x):
-        x = self._x(x)
+    def _g(self, x):
         w = x.dtype.type(self.w)
-        return (np.maximum(0, 1 - np.abs(x) / w) / w).astype(x.dtype, copy=False)
+        return np.maximum(0, 1 - np.abs(x) / w) / w
 
 
 @dataclass(frozen=True)
@@ -181,23 +173,15 @@ class SuperSpike(Surrogate):
     """
     alpha: float = 100.0
     kind = 4
+    _param = "alpha"
 
-    def __post_init__(self):
-        check_positive(self.alpha, "alpha")
-
-    @property
-    def param(self):
-        return float(self.alpha)
-
-    def primitive(self, x):
-        x = self._x(x)
+    def _p(self, x):
         a = x.dtype.type(self.alpha)
-        return (1 / a + x / (1 + a * np.abs(x))).astype(x.dtype, copy=False)
+        return 1 / a + x / (1 + a * np.abs(x))
 
-    def grad(self, x):
-        x = self._x(x)
+    def _g(self, x):
         a = x.dtype.type(self.alpha)
-        return (1 / (1 + a * np.abs(x)) ** 2).astype(x.dtype, copy=False)
+        return 1 / (1 + a * np.abs(x)) ** 2
 
 
 SURROGATES = {"rectangle": Rectangle, "sigmoid": Sigmoid, "atan": ATan,

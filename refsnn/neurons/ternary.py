@@ -41,13 +41,13 @@ array([ 1.2, -0.4, -1. ,  0.3])
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import as_float_array, as_real, check_choice, check_shape
+from .._checks import as_float_array, as_real, check_choice
+from ._args import Replaceable, check_flag, check_spec_fields, initial_state, upstream
 from .surrogate import Sigmoid, Surrogate
 
 __all__ = ["TernarySpec", "TernaryTrace", "ternary_forward", "ternary_backward", "RESET_SIGNS"]
@@ -56,7 +56,7 @@ RESET_SIGNS = ("signed", "unsigned")
 
 
 @dataclass(frozen=True)
-class TernarySpec:
+class TernarySpec(Replaceable):
     """Conventions of the A2OS2A ternary neuron (A2-25..27); defaults are the paper's form.
 
     Parameters
@@ -86,24 +86,13 @@ class TernarySpec:
     surrogate: Surrogate = field(default_factory=lambda: Sigmoid(4.0))
 
     def __post_init__(self):
-        if not isinstance(self.name, str):
-            raise TypeError(f"name must be a str, got {self.name!r}")
-        beta = as_real(self.beta, "beta")
-        if not 0 < beta <= 1:
-            raise ValueError(f"beta must be a decay factor in (0, 1], got {self.beta!r}")
+        check_spec_fields(self, decay="beta", flags=("detach_reset",))
         if not as_real(self.v_th, "v_th") > 0:
             raise ValueError(f"v_th must be > 0, got {self.v_th!r}")
         as_real(self.v_reset, "v_reset")
         check_choice(self.reset_sign, "reset_sign", RESET_SIGNS)
-        if not isinstance(self.detach_reset, (bool, np.bool_)):
-            raise TypeError(f"detach_reset must be a bool, got {self.detach_reset!r}")
         if not isinstance(self.surrogate, Surrogate):
             raise TypeError(f"surrogate must be a refsnn Surrogate, got {self.surrogate!r}")
-
-    def replace(self, **changes) -> "TernarySpec":
-        """A copy with fields changed (validated again); the name becomes ``"custom"`` unless given."""
-        changes.setdefault("name", "custom")
-        return dataclasses.replace(self, **changes)
 
 
 class TernaryTrace(NamedTuple):
@@ -120,12 +109,6 @@ def _check_spec(spec) -> TernarySpec:
     if not isinstance(spec, TernarySpec):
         raise TypeError(f"spec must be a TernarySpec or None, got {spec!r}")
     return spec
-
-
-def _check_smooth(smooth) -> bool:
-    if not isinstance(smooth, (bool, np.bool_)):
-        raise TypeError(f"smooth must be a bool, got {smooth!r}")
-    return bool(smooth)
 
 
 def _fire(U: np.ndarray, spec: TernarySpec, smooth: bool):
@@ -158,15 +141,8 @@ def ternary_forward(X, spec: TernarySpec | None = None, *, h0=None,
     """
     spec = _check_spec(spec)
     X = as_float_array(X, "X", min_ndim=1)
-    smooth = _check_smooth(smooth)
-    H_prev = np.zeros(X.shape[1:], X.dtype)                              # (...)
-    if h0 is not None:
-        h0 = as_float_array(h0, "h0")
-        try:
-            H_prev = np.broadcast_to(h0, X.shape[1:]).astype(X.dtype)
-        except ValueError:
-            raise ValueError(f"h0 must broadcast to the neuron shape {X.shape[1:]}, "
-                             f"got shape {h0.shape}") from None
+    smooth = check_flag(smooth, "smooth")
+    H_prev = initial_state(h0, X, "h0")                                  # (...)
     dt = X.dtype.type
     beta, v_reset = dt(spec.beta), dt(spec.v_reset)
     S, U, H = np.empty_like(X), np.empty_like(X), np.empty_like(X)      # (T, ...)
@@ -219,17 +195,12 @@ def ternary_backward(dS, trace: TernaryTrace, spec: TernarySpec | None = None, *
     spec = _check_spec(spec)
     if not isinstance(trace, TernaryTrace):
         raise TypeError("trace must be the TernaryTrace returned by ternary_forward")
-    smooth = _check_smooth(smooth)
+    smooth = check_flag(smooth, "smooth")
     U = trace.U
     if not smooth and not np.all((trace.S == -1) | (trace.S == 0) | (trace.S == 1)):
         raise ValueError("trace holds non-ternary spikes (a smooth forward?): pass smooth=True")
-    dS = as_float_array(dS, "dS", min_ndim=1)
-    check_shape(dS, U.shape, "dS", "the forward's shape")
-    dS = dS.astype(U.dtype, copy=False)
-    if dU is not None:
-        dU = as_float_array(dU, "dU", min_ndim=1)
-        check_shape(dU, U.shape, "dU", "the forward's shape")
-        dU = dU.astype(U.dtype, copy=False)
+    dS = upstream(dS, U, "dS")
+    dU = upstream(dU, U, "dU", optional=True)
     dt = U.dtype.type
     beta, v_th, v_reset = dt(spec.beta), dt(spec.v_th), dt(spec.v_reset)
     signed = spec.reset_sign == "signed"
