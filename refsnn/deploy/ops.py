@@ -153,17 +153,25 @@ def conv1d_macs(in_channels: int, out_channels: int, length: int, kernel_size: i
 
 
 def conv2d_macs(in_channels: int, out_channels: int, size, kernel_size, stride=1, padding=0, *,
-                bias: bool = False) -> int:
-    """MACs of a 2-D convolution on an ``(H, W)`` input: ``C_out H_out W_out C_in kh kw``.
+                bias: bool = False, groups: int = 1) -> int:
+    """MACs of a 2-D convolution on an ``(H, W)`` input: ``C_out H_out W_out (C_in / G) kh kw``.
 
     ``H_out = (H + 2 ph - kh) // sh + 1`` (and the same for ``W``); a bias adds ``C_out H_out
-    W_out``.
+    W_out``.  With ``groups = G`` each output channel reads only its block of ``C_in / G``
+    input channels (``G = C_in``: depthwise, as the official QSD code's ``SepConv.dwconv``).
 
     >>> conv2d_macs(64, 128, (112, 112), 3, padding=1)    # Spikingformer-8-512 proj_conv1
     924844032
+    >>> conv2d_macs(64, 64, (8, 8), 3, padding=1, groups=64)   # depthwise: 64 * 64 * 9
+    36864
     """
     c_in = check_int(in_channels, "in_channels", lo=1)
     c_out = check_int(out_channels, "out_channels", lo=1)
+    g = check_int(groups, "groups", lo=1)
+    if c_in % g or c_out % g:
+        raise ValueError(f"groups must divide in_channels and out_channels, got groups = {g} "
+                         f"for in_channels = {c_in}, out_channels = {c_out}")
+    c_in //= g
     hw = pair(size, "size", lo=1)
     kernel = pair(kernel_size, "kernel_size", lo=1)
     Ho, Wo = _output_size(hw, kernel, pair(stride, "stride", lo=1),
@@ -307,6 +315,8 @@ def layer_macs(layer, input_shape) -> tuple[str, int]:
     if W.ndim not in (3, 4) or len(shape) != W.ndim - 1:
         raise ValueError(f"input_shape must be (C_in, L) for a Conv1d or (C_in, H, W) for a "
                          f"Conv2d; got {shape} for a weight of shape {W.shape}")
+    groups = getattr(layer, "groups", 1)
+    in_dim *= groups                                   # W is (C_out, C_in / groups, ...)
     if shape[0] != in_dim:
         raise ValueError(f"input_shape must start with C_in = {in_dim}, got {shape}")
     stride, padding = getattr(layer, "stride", 1), getattr(layer, "padding", 0)
@@ -314,7 +324,7 @@ def layer_macs(layer, input_shape) -> tuple[str, int]:
         s, p = pair(stride, "stride", lo=1)[0], pair(padding, "padding", lo=0)[0]
         return "conv1d", conv1d_macs(in_dim, out_dim, shape[1], W.shape[2], s, p, bias=bias)
     return "conv2d", conv2d_macs(in_dim, out_dim, shape[1:], W.shape[2:], stride, padding,
-                                 bias=bias)
+                                 bias=bias, groups=groups)
 
 
 def weight_bits_of(layer) -> int | None:

@@ -53,6 +53,26 @@ def test_conv2d_macs_equal_an_enumeration_of_every_tap_QSD_28(c_in, c_out, h, w,
     assert layer_macs(conv, (c_in, h, w)) == ("conv2d", taps)
 
 
+@given(g=st.integers(1, 4), cin_g=st.integers(1, 3), cout_g=st.integers(1, 3),
+       h=st.integers(1, 6), k=st.integers(1, 3), p=st.integers(0, 1))
+def test_grouped_conv2d_macs_equal_an_enumeration_of_every_tap_QSD_28(g, cin_g, cout_g, h, k, p):
+    """Each output channel of a grouped conv reads only its block of C_in / groups inputs."""
+    if k > h + 2 * p:
+        return
+    c_in, c_out = g * cin_g, g * cout_g
+    side = len(range(0, h + 2 * p - k + 1))
+    taps = sum(1 for o in range(c_out) for c in range(c_in)
+               if c // cin_g == o // cout_g) * side * side * k * k
+    conv = Conv2d(c_in, c_out, k, padding=p, bias=False, groups=g, rng=np.random.default_rng(0))
+    assert conv2d_macs(c_in, c_out, (h, h), k, 1, p, groups=g) == taps
+    assert layer_macs(conv, (c_in, h, h)) == ("conv2d", taps)
+
+
+def test_grouped_conv2d_macs_rejects_groups_that_do_not_divide_the_channels():
+    with pytest.raises(ValueError, match="groups must divide"):
+        conv2d_macs(6, 4, (5, 5), 3, groups=4)
+
+
 def test_conv1d_macs_hand_count_QSD_28(rng):
     assert layer_macs(Conv1d(4, 2, bias=False, rng=rng), (4, 10)) == ("conv1d", 2 * 10 * 4)
     # kernel 3, stride 2, padding 1 on L = 7: L_out = (7 + 2 - 3) // 2 + 1 = 4
