@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import statistics
 import sys
 import time
+import types
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from refsnn.bench import interleaved_ratio
 from refsnn.models import BESTformer
+from refsnn.models import tokenizer as tokenizer_module
 from refsnn.train import AdamW, cross_entropy_backward, cross_entropy_forward, no_decay_1d
 
 NAME = "train_step"
@@ -37,15 +38,20 @@ Rows:
   straight-through backward, the same tokenizer, BSSA, MLP, coupling and heads, torch.optim.AdamW.
 * 'step: reversible / ordinary backprop' -- refsnn's default reversible backprop (recomputes
   each block's forward from its outputs, BEST-13) against the ordinary one, interleaved.
-* 'step, refsnn (s)' -- the median step time (absolute, for orientation only).
-* '<part> <forward|backward|recompute>' -- share (%) of the refsnn step (backprop="ordinary",
-  and 'recompute' rows from one reversible step) spent in each part, from timers wrapped around
-  the model's components (exclusive time: a part's own time without the parts it calls):
-  tokenizer (convs, BN, pools), attention (BSSA projections and BN), attention core (q k^T,
-  attn_lif0, @ v, lambda), MLP (convs, BN), LIF neurons (every LIF of the model), heads (token /
-  time mean and the two linear heads), loss, optimizer (AdamW), coupling & other (stream sums,
-  input repeat, stack bookkeeping, the reversible guard).  Medians over profiled steps; the
-  details give seconds."""
+* 'step, refsnn (s)' -- the mean step time (absolute, for orientation only).
+* '<part> <forward|backward|recompute>' -- share (%) of the refsnn step (backprop="ordinary";
+  the 'recompute' rows from reversible steps) spent in each part, from timers wrapped around the
+  model's components (exclusive time: a part's own time without the parts it calls), means over
+  5 profiled steps (details give seconds):
+  tokenizer conv3x3 (its five 3x3 convolutions, refsnn.layers.conv.conv2d_forward / _backward:
+  a sliding-window view contracted with np.tensordot, col2im by a loop over kernel offsets),
+  tokenizer (the rest: BN, binarisation, pools), attention (BSSA projections and BN), attention
+  core (q k^T, attn_lif0, @ v, lambda), MLP (convs, BN), LIF neurons (every LIF of the model),
+  heads (token / time mean and the two linear heads), loss, optimizer (AdamW), coupling & other
+  (stream sums, input repeat, stack bookkeeping, the reversible guard).
+
+On a loaded 2-core machine the 2-thread rows mostly measure oversubscription: every parallel
+region (Numba's and OpenBLAS's) waits for both its threads to be scheduled."""
 
 _FULL = dict(embed_dims=64, num_heads=8, depths=2, num_classes=10, T=4, size=16, batch=32)
 _SMALL = dict(embed_dims=16, num_heads=2, depths=1, num_classes=4, T=2, size=8, batch=4)
@@ -112,7 +118,17 @@ class PartTimer:
     def __init__(self):
         self.totals: dict[str, float] = defaultdict(float)
         self._stack: list[float] = []
+        self._originals: list[tuple] = []
         self.phase = "forward"
+
+    def restore(self) -> None:
+        """Undo every :meth:`wrap` (module attributes included)."""
+        for obj, attr, orig, had in reversed(self._originals):
+            if had:
+                setattr(obj, attr, orig)
+            else:
+                delattr(obj, attr)
+        self._originals.clear()
 
     def add(self, name: str, seconds: float) -> None:
         self.totals[name] += seconds
@@ -122,6 +138,8 @@ class PartTimer:
     def wrap(self, obj, attr: str, part: str, *, phase: str | None = None,
              kind: str | None = None) -> None:
         orig = getattr(obj, attr)
+        had = isinstance(obj, types.ModuleType) or attr in vars(obj)
+        self._originals.append((obj, attr, orig, had))
         kind = kind or ("backward" if "backward" in attr else "forward")
 
         def timed(*args, **kwargs):
@@ -149,6 +167,8 @@ class PartTimer:
         tok = model.patch_embed
         self.wrap(tok, "forward", "tokenizer")
         self.wrap(tok, "backward", "tokenizer")
+        self.wrap(tokenizer_module, "conv2d_forward", "tokenizer conv3x3")   # im2col + BLAS
+        self.wrap(tokenizer_module, "conv2d_backward", "tokenizer conv3x3")
         neurons = [tok.neuron]
         for F, G in model.branches:
             for obj, part in ((F, "attention"), (G, "MLP")):
@@ -167,23 +187,23 @@ class PartTimer:
 
 
 def profile(cfg: dict, steps: int, backprop: str = "ordinary") -> tuple[dict, float]:
-    """``({part: median seconds per step}, median step seconds)`` over ``steps`` profiled
-    steps after one warm-up step."""
+    """``({part: seconds per step}, seconds per step)``, means over ``steps`` profiled steps
+    after one warm-up step (sums over the steps divided by ``steps``, so the parts add up)."""
     model = build_refsnn(cfg, backprop)
     timer = PartTimer()
     step = RefsnnStep(model, timer)
     timer.instrument(model, step)
-    x, y = batch(cfg)
-    step(x, y)                                                   # warm-up (JIT cache loads)
-    per_part, totals = defaultdict(list), []
-    for _ in range(steps):
+    try:
+        x, y = batch(cfg)
+        step(x, y)                                               # warm-up (JIT cache loads)
         timer.totals.clear()
         t0 = time.perf_counter()
-        step(x, y)
-        totals.append(time.perf_counter() - t0)
-        for k, v in timer.totals.items():
-            per_part[k].append(v)
-    return {k: statistics.median(v) for k, v in per_part.items()}, statistics.median(totals)
+        for _ in range(steps):
+            step(x, y)
+        total = (time.perf_counter() - t0) / steps
+    finally:
+        timer.restore()
+    return {k: v / steps for k, v in timer.totals.items()}, total
 
 
 def _load_mirror():
@@ -200,8 +220,8 @@ def _load_mirror():
 
 
 #: table order of the parts
-PARTS = ("tokenizer", "attention", "attention core", "MLP", "LIF neurons", "heads", "loss",
-         "optimizer", "coupling & other")
+PARTS = ("tokenizer conv3x3", "tokenizer", "attention", "attention core", "MLP", "LIF neurons",
+         "heads", "loss", "optimizer", "coupling & other")
 
 
 def _order(name: str) -> tuple:
@@ -255,7 +275,7 @@ def run(threads: int = 1) -> list[dict]:
     parts, total = profile(cfg, steps, "ordinary")
     rec_parts, rec_total = profile(cfg, steps, "reversible")
     rows.append({"case": "step, refsnn (s)", "value": total, "unit": "s", "target": None,
-                 "reference": "median wall time of one profiled step, backprop='ordinary' "
+                 "reference": "mean wall time of one profiled step, backprop='ordinary' "
                               "(absolute, machine-dependent)",
                  "details": dict(common, reversible_step_s=rec_total, steps=steps)})
     for name in sorted(parts, key=_order):
