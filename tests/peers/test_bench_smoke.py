@@ -105,3 +105,25 @@ def test_part_timer_counts_exclusive_time_and_recompute():
     assert set(timer.totals) == {"inner forward", "box forward", "box recompute", "inner recompute",
                                  "box backward"}
     assert all(v >= 0 for v in timer.totals.values())
+
+
+def test_torch_mirror_has_the_refsnn_models_parameters(small):
+    """The mirror does the same work: as many tensors and scalars as the refsnn BESTformer (its
+    1x1 convs are Conv2d (C, C, 1, 1) where refsnn's BSSA has Conv1d (C, C, 1)), logits of the
+    same shape, and a finite training step."""
+    pytest.importorskip("torch")
+    module = _load("train_step")
+    cfg = module.config()
+    mirror = module._load_mirror()
+    ref = module.build_refsnn(cfg)
+    tm = mirror.BESTformerMirror(embed_dims=cfg["embed_dims"], num_heads=cfg["num_heads"],
+                                 depths=cfg["depths"], num_classes=cfg["num_classes"], T=cfg["T"])
+    squeeze = lambda s: tuple(s[:2]) + tuple(d for d in s[2:] if d != 1)       # noqa: E731
+    assert sorted(squeeze(v.shape) for v in ref.params.values()) == \
+        sorted(squeeze(tuple(p.shape)) for p in tm.parameters())
+    import torch
+    x, y = module.batch(cfg)
+    z_cls, z_dist = tm(torch.from_numpy(x))
+    assert tuple(z_cls.shape) == tuple(z_dist.shape) == (cfg["batch"], cfg["num_classes"])
+    opt = mirror.make_optimizer(tm)
+    assert math.isfinite(mirror.train_step(tm, opt, torch.from_numpy(x), torch.from_numpy(y)))
