@@ -111,7 +111,7 @@ class BSSA(nn.Module):
         self.heads = heads
         self.lambda_attn = nn.Parameter(torch.ones(T, 1, heads, 1, 1))
 
-    def _split(self, S):                                            # (T, B, C, N) -> (T, B, h, N, d)
+    def _split(self, S):                                  # (T, B, C, N) -> (T, B, h, N, d)
         T, B, C, N = S.shape
         return S.reshape(T, B, self.heads, C // self.heads, N).transpose(-1, -2)
 

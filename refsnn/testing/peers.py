@@ -2,7 +2,8 @@
 
 Each :class:`PeerCase` builds one configuration of a peer's LIF neuron through the peer's own
 public API (run on CPU, float64 inputs, autograd on) and :func:`run_case` compares it with the
-refsnn presets (SPEC "Conventions", :mod:`refsnn.neurons.spec`) in two ways:
+refsnn presets (SPEC "Conventions"; charge rules BEST-1 and SPF-1..3; :mod:`refsnn.neurons.spec`)
+in two ways:
 
 * forward: :func:`refsnn.testing.fingerprint_lif` on the probe set gives the presets whose
   spikes it reproduces exactly (a *forward class*: presets that differ only in the gradient
@@ -55,7 +56,8 @@ class PeerCase:
     """One configuration of a peer neuron.
 
     ``peer``: import name; ``config``: the constructor call, as the user writes it;
-    ``expected``: the refsnn preset it matches in forward and gradient (``None``: no preset);
+    ``expected``: the refsnn preset it matches in spikes, and in gradient unless
+    ``grad_changes`` says otherwise (``None``: no preset);
     ``build(torch)``: returns ``run(X, dS) -> (S, dX)`` (NumPy float64 in and out) that runs a
     fresh neuron over ``X`` (T, N) and backpropagates ``sum(S * dS)``; ``note``: what the table
     says about it beyond the fingerprint; ``grad_tol``: the relative tolerance of the gradient

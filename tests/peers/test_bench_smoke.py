@@ -102,8 +102,8 @@ def test_part_timer_counts_exclusive_time_and_recompute():
     timer.wrap(b, "forward", "box")
     timer.wrap(b, "backward", "box", phase="backward")
     assert b.forward() == 1 and b.backward() == 1
-    assert set(timer.totals) == {"inner forward", "box forward", "box recompute", "inner recompute",
-                                 "box backward"}
+    assert set(timer.totals) == {"inner forward", "box forward", "box recompute",
+                                 "inner recompute", "box backward"}
     assert all(v >= 0 for v in timer.totals.values())
 
 
