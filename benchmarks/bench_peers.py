@@ -40,7 +40,9 @@ into preallocated outputs.  Peers, all on CPU tensors made once with torch.from_
   membrane; forward under no_grad -- preset 'snntorch-subtract'.
 
 Forward+backward: forward with autograd on, then S.backward(dS) (the peers) or lif_backward
-(refsnn).  The details give both median times, the machine load (os.getloadavg), torch's thread
+(refsnn).  Two rows put the machine's state in figures: the refsnn and torch eager forwards
+against the streaming roofline of 'refsnn bench lif' (np.copyto of the forward's bytes);
+PERF.md measured about 1.0-1.3 and 23 on an unloaded machine.  The details give both median times, the machine load (os.getloadavg), torch's thread
 count and OMP_WAIT_POLICY (set to PASSIVE before torch is first imported here, unless given, so
 that torch's OpenMP threads do not spin against Numba's, ../shared/PERF.md)."""
 
@@ -205,13 +207,30 @@ def run(threads: int = 1) -> list[dict]:
                              f"{how_bwd}; {where}, preset {spec.name!r}", **common))
         return rows
 
+    src = np.ones((2, T, N), dtype=np.float32)                      # 2 arrays' worth
+    dst = np.empty_like(src)
+
+    def copy2():
+        np.copyto(dst, src)
+
     try:
         sj_spec, snn_spec = preset("bestformer-official"), preset("snntorch-subtract")
         eager = torch_eager_lif(torch)
         with torch.no_grad():                                          # same spikes, checked
             assert np.array_equal(eager(x).numpy(), _kernels.lif_forward(X, V0, sj_spec, False)[0])
-        rows = rows_of("torch eager", eager, sj_spec, {}, "plain PyTorch LIF loop, no_grad",
-                       "plain PyTorch LIF loop + autograd")
+        roof = ("np.copyto of 2 (T, N) float32 arrays (the forward's bytes, as 'refsnn bench "
+                "lif'); PERF.md, unloaded: refsnn about 1.0-1.3, torch eager about 23")
+        rows = []
+        for who, fn in (("refsnn into preallocated outputs", refsnn_fwd(sj_spec, True)),
+                        ("torch eager", peer_fwd(eager))):
+            r = ir(fn, copy2)
+            rows.append({"case": f"forward: {who} / roofline", "value": r["median_ratio"],
+                         "ratio": r["median_ratio"], "unit": "x", "target": None,
+                         "reference": roof,
+                         "details": {"median_s": r["a_median_s"], "copy_median_s": r["b_median_s"],
+                                     "rounds": r["rounds"], **common}})
+        rows += rows_of("torch eager", eager, sj_spec, {}, "plain PyTorch LIF loop, no_grad",
+                        "plain PyTorch LIF loop + autograd")
         sj = spikingjelly_lif(torch)
         if sj is None:
             print("bench peers: spikingjelly is not installed, its rows are omitted",
