@@ -40,11 +40,12 @@ into preallocated outputs.  Peers, all on CPU tensors made once with torch.from_
   membrane; forward under no_grad -- preset 'snntorch-subtract'.
 
 Forward+backward: forward with autograd on, then S.backward(dS) (the peers) or lif_backward
-(refsnn).  Two rows put the machine's state in figures: the refsnn and torch eager forwards
+(refsnn). Two rows put the machine's state in figures: the refsnn and torch eager forwards
 against the streaming roofline of 'refsnn bench lif' (np.copyto of the forward's bytes);
-PERF.md measured about 1.0-1.3 and 23 on an unloaded machine.  The details give both median times, the machine load (os.getloadavg), torch's thread
-count and OMP_WAIT_POLICY (set to PASSIVE before torch is first imported here, unless given, so
-that torch's OpenMP threads do not spin against Numba's, ../shared/PERF.md)."""
+PERF.md measured about 1.0-1.3 and 23 on an unloaded machine. The details give both median
+times, the machine load (os.getloadavg), torch's thread count and OMP_WAIT_POLICY (set to
+PASSIVE before torch is first imported here, unless given, so that torch's OpenMP threads do
+not spin against Numba's, ../shared/PERF.md)."""
 
 T = 4
 TARGET = ">= 15"
