@@ -170,13 +170,20 @@ def diagnose(candidate_fn, variants, inputs, *, rtol: float, atol: float) -> str
 
     ``candidate_fn(input)`` and each variant's ``fn(input)`` return an array (or a tuple of
     arrays); a variant explains the candidate if its outputs are close to the candidate's on
-    every one of ``inputs`` (the minimal counterexample and the probes).
+    every one of ``inputs`` (the minimal counterexample and the probes).  The first explaining
+    variant is named, and any others that explain it equally.
     """
     outs = [candidate_fn(x) for x in inputs]
+    found = []
     for why, fn in variants:
         try:
             if all(_close(fn(x), o, rtol, atol) for x, o in zip(inputs, outs)):
-                return f"the candidate follows the reference with {why}"
+                found.append(why)
         except Exception:      # noqa: BLE001 - a variant that cannot run explains nothing
             continue
-    return "no single convention change of the reference explains the difference"
+    if not found:
+        return "no single convention change of the reference explains the difference"
+    s = f"the candidate follows the reference with {found[0]}"
+    if len(found) > 1:
+        s += " (equally: " + "; ".join(found[1:]) + " -- indistinguishable on these inputs)"
+    return s
