@@ -113,17 +113,37 @@ def _as_real(out, shape, name, what, finite):
     return arr
 
 
-def search(differs, strategy, *, max_examples: int, probes=()):
+class _Budget(Exception):
+    pass
+
+
+def search(differs, strategy, *, max_examples: int, probes=(), shrink_budget: int = 400):
     """A minimal input on which ``differs(input)`` is true, or ``None``.
 
     Hypothesis draws up to ``max_examples`` inputs (derandomised: the same every run) and shrinks
-    the first failure to a minimal one; if none fails, the fixed ``probes`` are tried in order.
-    Errors raised by ``differs`` (e.g. :class:`CandidateError`) propagate.
+    the first failure; shrinking stops after ``shrink_budget`` further calls (the smallest
+    failure so far is returned: each one Hypothesis keeps is smaller than the last).  If no
+    drawn input fails, the fixed ``probes`` are tried in order.  Errors raised by ``differs``
+    (e.g. :class:`CandidateError`) propagate.
     """
     cfg = settings(max_examples=max_examples, deadline=None, database=None, derandomize=True,
                    phases=(Phase.generate, Phase.shrink), suppress_health_check=list(HealthCheck))
+    state = {"best": None, "calls": 0}
+
+    def cond(v):
+        if state["best"] is not None:
+            state["calls"] += 1
+            if state["calls"] > shrink_budget:
+                raise _Budget
+        if differs(v):
+            state["best"] = v
+            return True
+        return False
+
     try:
-        return find(strategy, differs, settings=cfg)
+        return find(strategy, cond, settings=cfg)
+    except _Budget:
+        return state["best"]
     except (NoSuchExample, Unsatisfiable):
         pass
     for p in probes:
