@@ -12,8 +12,6 @@ reference (:func:`diagnose`) that reproduces the candidate exactly.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, find, settings
-from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 __all__ = ["CandidateError", "call_output", "search", "first_difference_close", "where",
            "time_traces", "diagnose", "check_callable", "check_max_examples"]
@@ -126,6 +124,8 @@ def search(differs, strategy, *, max_examples: int, probes=(), shrink_budget: in
     drawn input fails, the fixed ``probes`` are tried in order.  Errors raised by ``differs``
     (e.g. :class:`CandidateError`) propagate.
     """
+    from hypothesis import HealthCheck, Phase, find, settings      # the test extra
+    from hypothesis.errors import NoSuchExample, Unsatisfiable
     cfg = settings(max_examples=max_examples, deadline=None, database=None, derandomize=True,
                    phases=(Phase.generate, Phase.shrink), suppress_health_check=list(HealthCheck))
     state = {"best": None, "calls": 0}

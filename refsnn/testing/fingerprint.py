@@ -35,6 +35,7 @@ import numpy as np
 
 from ..neurons.lif import lif_forward
 from ..neurons.spec import LIFSpec, PRESETS
+from ._kit import CandidateError
 
 __all__ = ["probe_inputs", "fingerprint_lif", "Fingerprint", "forward_classes", "spec_variants",
            "call_candidate"]
@@ -74,19 +75,32 @@ def probe_inputs(v_th: float = 1.0) -> np.ndarray:
 
 def call_candidate(candidate, X: np.ndarray, name: str = "candidate") -> np.ndarray:
     """Call ``candidate(X)`` and return its spikes, validated (shape, finiteness, values)."""
-    out = candidate(X.copy())
+    try:
+        out = candidate(X.copy())
+    except CandidateError:
+        raise
+    except Exception as e:     # noqa: BLE001 - the candidate's failure is reported, not hidden
+        raise CandidateError(f"{name} raised {type(e).__name__}: {e} (called with X of shape "
+                             f"{X.shape})") from e
     if isinstance(out, tuple):
         if not out:
-            raise TypeError(f"{name} returned an empty tuple; expected spikes of shape {X.shape}")
+            raise CandidateError(f"{name} returned an empty tuple; expected spikes of shape {X.shape}")
         out = out[0]
     try:
-        S = np.asarray(out, dtype=np.float64)
+        raw = np.asarray(out)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must return an array of spikes, got {type(out).__name__}") from None
+        raw = None
+    if raw is None or raw.dtype.kind in "OSU":
+        raise CandidateError(f"{name} must return an array of spikes, got "
+                             f"{type(out).__name__}") from None
+    if raw.dtype.kind not in "biuf":
+        raise CandidateError(f"{name} returned dtype {raw.dtype}; expected real spikes (bool, "
+                             f"int or float)")
+    S = raw.astype(np.float64)
     if S.shape != X.shape:
-        raise ValueError(f"{name} returned spikes of shape {S.shape}, expected {X.shape}")
+        raise CandidateError(f"{name} returned spikes of shape {S.shape}, expected {X.shape}")
     if not np.all(np.isfinite(S)):
-        raise ValueError(f"{name} returned non-finite values (NaN or inf) as spikes")
+        raise CandidateError(f"{name} returned non-finite values (NaN or inf) as spikes")
     return S
 
 
