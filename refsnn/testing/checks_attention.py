@@ -294,7 +294,7 @@ def check_attention(candidate, reference: SpikingAttention, *, T=None, B=(1, 2),
         raise ValueError(f"reference is silent: its spike maps {silent} (of pre, q, k, v, attn) "
                          f"never fire on the probe input, so the check would be vacuous; give "
                          f"it active weights (e.g. tiny_attention, or trained weights)")
-    x = search(differs, inputs(), max_examples=max_examples, probes=probes)
+    x = search(differs, inputs(), max_examples=max_examples, probes=probes, shrink_budget=200)
     if x is None:
         return
     r, c = run(reference, x), cand(x)

@@ -174,7 +174,7 @@ def check_model(candidate, reference, *, heads: bool = False, B=(1, 2), train: b
         raise ValueError("reference is silent: its logits on the probe images are all equal, so "
                          "the check would be vacuous; use train=True or trained weights")
     x = search(lambda x: first(cand(x), ref(x)) is not None, images(),
-               max_examples=max_examples, probes=probes)
+               max_examples=max_examples, probes=probes, shrink_budget=150)
     if x is None:
         return
     r, c = as_tuple(ref(x)), as_tuple(cand(x))
