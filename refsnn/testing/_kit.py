@@ -13,8 +13,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CandidateError", "call_output", "search", "first_difference_close", "where",
+__all__ = ["ConformanceError", "first_difference", "CandidateError", "call_output", "search", "first_difference_close", "where",
            "time_traces", "diagnose", "check_callable", "check_max_examples"]
+
+
+class ConformanceError(AssertionError):
+    """A candidate differs from the refsnn reference; the message says where and why."""
+
+
+def first_difference(a: np.ndarray, b: np.ndarray) -> tuple | None:
+    """Index of the first element (C order, time first) where ``a != b``, or ``None``."""
+    idx = np.argwhere(np.asarray(a) != np.asarray(b))
+    return None if idx.size == 0 else tuple(int(i) for i in idx[0])
 
 
 class CandidateError(TypeError, ValueError):

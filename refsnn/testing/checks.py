@@ -28,21 +28,12 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 
 from ..neurons.lif import lif_forward
 from ..neurons.spec import LIFSpec, preset as _preset
+from ._kit import ConformanceError, first_difference
 from .fingerprint import call_candidate, fingerprint_lif, probe_inputs
 from .strategies import membrane_inputs
 
 __all__ = ["ConformanceError", "check_lif", "first_difference", "format_trace",
            "minimize_counterexample"]
-
-
-class ConformanceError(AssertionError):
-    """A candidate differs from the refsnn reference; the message says where and why."""
-
-
-def first_difference(a: np.ndarray, b: np.ndarray) -> tuple | None:
-    """Index of the first element (C order, time first) where ``a != b``, or ``None``."""
-    idx = np.argwhere(np.asarray(a) != np.asarray(b))
-    return None if idx.size == 0 else tuple(int(i) for i in idx[0])
 
 
 def format_trace(name: str, arr: np.ndarray, n: int) -> str:

@@ -33,7 +33,8 @@ from ..neurons.lif import lif_forward
 from ..neurons.spec import LIFSpec, preset
 from ._kit import (call_output, check_callable, check_max_examples, diagnose,
                    first_difference_close, search, time_traces, where)
-from .checks import ConformanceError, format_trace
+from ._kit import ConformanceError
+from .checks import format_trace
 from .fingerprint import fingerprint_lif
 from .strategies import attention_counts, block_inputs, sizes
 

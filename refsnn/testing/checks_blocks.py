@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from ..blocks.reversible import ReversibleBlock
 from ._kit import (call_output, check_callable, check_max_examples, diagnose,
                    first_difference_close, search, time_traces, where)
-from .checks import ConformanceError
+from ._kit import ConformanceError
 from .strategies import reversible_inputs, sizes
 
 __all__ = ["check_reversible", "reversible_variants", "block_shape"]

@@ -25,7 +25,7 @@ from ..quant.lsq import lsq_backward, lsq_forward, lsq_init_alpha, lsq_qrange
 from .._checks import check_choice
 from ._kit import (call_output, check_callable, check_max_examples, diagnose,
                    first_difference_close, search, where)
-from .checks import ConformanceError
+from ._kit import ConformanceError
 from .strategies import lsq_weights
 
 __all__ = ["check_lsq", "LSQ_CONVENTIONS", "lsq_probes"]

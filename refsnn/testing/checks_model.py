@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from ..models.registry import from_config
 from ._kit import (call_output, check_callable, check_max_examples, diagnose,
                    first_difference_close, search)
-from .checks import ConformanceError
+from ._kit import ConformanceError
 from .strategies import block_inputs, sizes
 
 __all__ = ["check_model", "model_variants", "tiny_model"]

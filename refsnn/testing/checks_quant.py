@@ -19,7 +19,7 @@ from hypothesis.extra import numpy as hnp
 from ..quant.binarize import binarize_backward, binarize_forward, binarize_preset
 from ._kit import (call_output, check_callable, check_max_examples, diagnose,
                    first_difference_close, search, where)
-from .checks import ConformanceError, first_difference
+from ._kit import ConformanceError, first_difference
 from .strategies import binary_weights
 
 __all__ = ["check_binarizer", "fingerprint_binarizer", "binarizer_variants"]
@@ -110,8 +110,9 @@ def check_binarizer(candidate, preset="bestformer-official", *, backward=None,
             idx = first_difference(out, ref)
             raise ConformanceError(
                 f"candidate does not follow binariser preset {spec.name!r}: first difference at "
-                f"index {idx} (row {idx[0]}, element {idx[1]}), row {idx[0]} = {W[idx[0]]}\n"
-                f"  reference {ref[idx[0]]}\n  candidate {out[idx[0]]}\n"
+                f"index {idx} (row {idx[0]}, element {idx[1]})\nminimal counterexample W (shape "
+                f"{W.shape}):\n  {W.tolist()}\n  reference B row {idx[0]} = {ref[idx[0]]}\n"
+                f"  candidate B row {idx[0]} = {out[idx[0]]}\n"
                 f"diagnosis: {fingerprint_binarizer(candidate)}")
     if backward is not None:
         def ref_b(W, s=spec):

@@ -25,7 +25,7 @@ import numpy as np
 from ..neurons.surrogate import SURROGATES, Surrogate, get_surrogate
 from ._kit import (call_output, check_callable, check_max_examples, first_difference_close,
                    search, where)
-from .checks import ConformanceError
+from ._kit import ConformanceError
 from .strategies import surrogate_inputs
 
 __all__ = ["check_surrogate", "fingerprint_surrogate", "surrogate_probes"]
