@@ -33,6 +33,9 @@ class CandidateError(TypeError, ValueError):
     A subclass of both ``TypeError`` and ``ValueError``, so either catches it."""
 
 
+ConformanceError.__module__ = CandidateError.__module__ = "refsnn.testing"
+
+
 def check_callable(candidate, name: str = "candidate"):
     if not callable(candidate):
         raise TypeError(f"{name} must be callable, got {candidate!r}")

@@ -65,6 +65,7 @@ def check_lif(candidate, preset: str | LIFSpec, *, max_examples: int = 100, T=(1
         traces (X, H, V, S) and the candidate's spikes (and membrane if it returned one), and
         the fingerprint diagnosis.
     """
+    __tracebackhide__ = True       # pytest shows the caller, not the kit
     spec = _preset(preset)
     if not callable(candidate):
         raise TypeError(f"candidate must be callable, got {candidate!r}")

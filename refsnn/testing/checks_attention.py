@@ -76,6 +76,7 @@ def check_attention_binarizer(candidate, binariser="bestformer-sr", *,
     CandidateError
         If the candidate raises or returns a wrong shape, dtype, NaN or inf.
     """
+    __tracebackhide__ = True       # pytest shows the caller, not the kit
     check_callable(candidate)
     check_max_examples(max_examples)
     spec = preset(binariser)
@@ -268,6 +269,7 @@ def check_attention(candidate, reference: SpikingAttention, *, T=None, B=(1, 2),
     CandidateError
         If the candidate raises or returns a wrong shape, dtype, NaN or inf.
     """
+    __tracebackhide__ = True       # pytest shows the caller, not the kit
     check_callable(candidate)
     check_max_examples(max_examples)
     if not isinstance(reference, SpikingAttention):
@@ -308,4 +310,6 @@ def check_attention(candidate, reference: SpikingAttention, *, T=None, B=(1, 2),
          f"{where(idx, ('t', 'b', 'channel', 'token'))}",
          f"minimal counterexample x of shape {x.shape} (T, B, C, N); x[:, {idx[1]}, {idx[2]}, "
          f"{idx[3]}] = {x[(slice(None),) + idx[1:]]}",
+         *(["  x = " + np.array2string(x, precision=4, separator=", ").replace("\n", "\n      ")]
+           if x.size <= 64 else []),
          *time_traces(r, c, idx, label="y"), f"diagnosis: {why}"]))

@@ -146,6 +146,7 @@ def check_reversible(forward, reference: ReversibleBlock, *, inverse=None, first
     CandidateError
         If a candidate raises or returns a wrong shape, dtype, NaN or inf.
     """
+    __tracebackhide__ = True       # pytest shows the caller, not the kit
     if not isinstance(reference, ReversibleBlock):
         raise TypeError(f"reference must be a refsnn ReversibleBlock, got "
                         f"{type(reference).__name__}")

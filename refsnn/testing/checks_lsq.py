@@ -104,6 +104,7 @@ def check_lsq(forward=None, *, backward=None, init=None, convention: str = "lsq"
     CandidateError
         If a candidate raises or returns a wrong shape, dtype, NaN or inf.
     """
+    __tracebackhide__ = True       # pytest shows the caller, not the kit
     check_choice(convention, "convention", tuple(LSQ_CONVENTIONS))
     if forward is None and backward is None and init is None:
         raise ValueError("give at least one of forward, backward, init")
@@ -127,6 +128,7 @@ def _fmt(W):
 
 
 def _check_forward(forward, strategy, probes, max_examples):
+    __tracebackhide__ = True       # pytest shows the caller, not the kit
     ref = lambda a: lsq_forward(a[0], a[1], a[2])[0]                      # noqa: E731
     cand = lambda a: call_output(forward, a, a[0].shape, name="forward", what="W_hat")  # noqa: E731
 
@@ -172,6 +174,7 @@ def _grad_variants():
 
 
 def _check_backward(backward, gs, strategy, probes, max_examples, convention):
+    __tracebackhide__ = True       # pytest shows the caller, not the kit
     ext = strategy.map(lambda a: a + (_upstream(a[0]),))
     probes = [p + (_upstream(p[0]),) for p in probes]
 
@@ -207,6 +210,7 @@ def _check_backward(backward, gs, strategy, probes, max_examples, convention):
 
 
 def _check_init(init, rule, per_channel, strategy, probes, max_examples, convention):
+    __tracebackhide__ = True       # pytest shows the caller, not the kit
     shape = lambda W: (W.shape[0],) if per_channel else (1,)              # noqa: E731
     ok = strategy.filter(lambda a: np.all(np.abs(a[0]).sum(axis=1) > 0))
     probes = [p for p in probes] + [(np.array([[1.0, -1.0], [3.0, 3.0]]), None, 2)]

@@ -134,6 +134,7 @@ def check_model(candidate, reference, *, heads: bool = False, B=(1, 2), train: b
     CandidateError
         If the candidate raises or returns a wrong shape, dtype, NaN or inf.
     """
+    __tracebackhide__ = True       # pytest shows the caller, not the kit
     check_callable(candidate)
     check_max_examples(max_examples)
     if not (callable(getattr(reference, "forward", None)) and hasattr(reference, "config")):

@@ -94,6 +94,7 @@ def check_binarizer(candidate, preset="bestformer-official", *, backward=None,
     CandidateError
         If a candidate raises or returns a wrong shape, dtype, NaN or inf.
     """
+    __tracebackhide__ = True       # pytest shows the caller, not the kit
     spec = binarize_preset(preset)
     if candidate is None and backward is None:
         raise ValueError("give candidate (forward), backward or both")

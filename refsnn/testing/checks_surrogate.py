@@ -104,6 +104,7 @@ def check_surrogate(candidate, surrogate="sigmoid", *, param: float | None = Non
     CandidateError
         If the candidate raises or returns a wrong shape, dtype, NaN or inf.
     """
+    __tracebackhide__ = True       # pytest shows the caller, not the kit
     check_callable(candidate)
     check_max_examples(max_examples)
     if isinstance(surrogate, Surrogate):
