@@ -151,7 +151,8 @@ def attention_activity(reference: SpikingAttention, x, *, train: bool = True) ->
 
 def tiny_attention(kind: str = "bssa", *, rng, dim: int = 4, heads: int = 1, T: int = 2,
                    order: str = "qk_v"):
-    """A small float64 attention module whose every spike map fires on the probes: a reference
+    """A small float64 attention module (BEST-8/9, A2-6..9, QSD-6) whose every spike map fires
+    on the probes: a reference
     for tests and tutorials (freshly initialised weights barely spike: BatchNorm weights 1 and
     lambda 1 leave BSSA's attention neuron silent, so every variant would agree).
 
@@ -241,7 +242,8 @@ def attention_variants(reference: SpikingAttention) -> list:
 def check_attention(candidate, reference: SpikingAttention, *, T=None, B=(1, 2), N=(2, 4),
                     train: bool = True, max_examples: int = 100, rtol: float = _RTOL,
                     atol: float = _ATOL) -> None:
-    """Check ``candidate(x) -> y`` against ``reference.forward(x, train)[0]``.
+    """Check ``candidate(x) -> y`` against ``reference.forward(x, train)[0]`` (BSSA BEST-8/9,
+    SSA A2-6..9, PSSA SPF-12..14, SDSA QSD-6).
 
     Parameters
     ----------

@@ -35,7 +35,8 @@ def _outputs(model, x, train, heads):
 
 
 def tiny_model(config: dict | None = None, *, rng, train: bool = True):
-    """A tiny float64 BESTformer whose attention is active: a reference for tests and tutorials.
+    """A tiny float64 BESTformer (BEST-12) whose attention (BEST-8/9) is active: a reference
+    for tests and tutorials.
 
     Freshly initialised, the attention neurons of a tiny BESTformer never fire, so the BSSA
     order and the binariser do not change its logits and a check could not see them.  Here every
@@ -107,7 +108,7 @@ def model_variants(reference, *, train: bool, heads: bool) -> list:
 
 def check_model(candidate, reference, *, heads: bool = False, B=(1, 2), train: bool = True,
                 max_examples: int = 100, rtol: float = _RTOL, atol: float = _ATOL) -> None:
-    """Check ``candidate(x)`` against the logits of a refsnn model.
+    """Check ``candidate(x)`` against the logits of a refsnn model (BEST-12, BEST-15).
 
     Parameters
     ----------

@@ -100,7 +100,8 @@ CONVENTIONS = {"paper-hard": "bestformer-hr", "paper-soft": "bestformer-sr",
 
 
 def neuron_specs(convention: str):
-    """LIF specs that follow one named convention (a key of :data:`CONVENTIONS`): its charge
+    """LIF specs that follow one named convention (a key of :data:`CONVENTIONS`; SPEC
+    "Conventions": BEST-1..4, BEST-9, QSD-1..3, A2-1..3, SPF-1..3): its charge
     rule, input scaling, fire comparison, reset kind, amount and timing are fixed; the leak
     (``tau``) and the threshold ``v_th`` are drawn.
 
@@ -119,7 +120,8 @@ def neuron_specs(convention: str):
 
 
 def surrogate_inputs(*, T=(1, 4), N=(1, 6), edges=(0.5, 1.0)):
-    """``x = U - V_th`` arrays ``(T, N)`` for surrogate derivatives: exact zeros (on threshold),
+    """``x = U - V_th`` arrays ``(T, N)`` for surrogate derivatives (QSD-15, QSD-16): exact
+    zeros (on threshold),
     the window edges ``+-e`` for ``e`` in ``edges`` (a rectangle of width ``a`` has edges at
     ``a/2``), small values (where a large ``alpha`` matters) and arbitrary floats in [-4, 4]."""
     special = [0.0] + [s * e for e in edges for s in (1, -1)] + [0.01, -0.02, 0.1, -0.25]
@@ -191,7 +193,8 @@ def attention_counts(draw, *, T=(1, 4), N=(1, 4), d=(1, 4)):
 def block_inputs(shape, *, v_th: float = 1.0):
     """Float arrays of the fixed ``shape`` whose elements put a LIF at rest exactly on its
     threshold (``v_th``, ``2 v_th`` for an input-halving charge), exact zeros, quarter-integers
-    and arbitrary floats in ``[-2 v_th, 4 v_th]`` (the input of an attention block or a branch)."""
+    and arbitrary floats in ``[-2 v_th, 4 v_th]`` (the input of an attention block, BEST-8/9, or
+    of a reversible branch, BEST-12)."""
     special = [0.0, v_th, 2 * v_th, -v_th, 0.5 * v_th, 3 * v_th]
     elem = st.one_of(st.sampled_from(special), st.integers(-8, 16).map(lambda q: q * v_th / 4),
                      st.floats(-2 * v_th, 4 * v_th, allow_nan=False, width=64))
@@ -207,7 +210,8 @@ def reversible_inputs(shape, *, v_th: float = 1.0):
 
 
 def model_configs(*, variants=("cifar", "imagenet")):
-    """Tiny BESTformer configurations (dicts for :func:`refsnn.models.from_config`): depth 1-2,
+    """Tiny BESTformer configurations (BEST-12, BEST-15; dicts for
+    :func:`refsnn.models.from_config`): depth 1-2,
     D = 8 or 16, 1-2 heads, T = 1-2, binary or float weights, 2-4 classes, 8x8 (CIFAR layout)
     or 16x16 (ImageNet layout) images, either BSSA order."""
     @st.composite
