@@ -190,14 +190,20 @@ def attention_counts(draw, *, T=(1, 4), N=(1, 4), d=(1, 4)):
     return A, lam
 
 
-def block_inputs(shape, *, v_th: float = 1.0):
+def block_inputs(shape, *, v_th: float = 1.0, coarse: bool = False):
     """Float arrays of the fixed ``shape`` whose elements put a LIF at rest exactly on its
     threshold (``v_th``, ``2 v_th`` for an input-halving charge), exact zeros, quarter-integers
     and arbitrary floats in ``[-2 v_th, 4 v_th]`` (the input of an attention block, BEST-8/9, or
-    of a reversible branch, BEST-12)."""
-    special = [0.0, v_th, 2 * v_th, -v_th, 0.5 * v_th, 3 * v_th]
-    elem = st.one_of(st.sampled_from(special), st.integers(-8, 16).map(lambda q: q * v_th / 4),
-                     st.floats(-2 * v_th, 4 * v_th, allow_nan=False, width=64))
+    of a reversible branch, BEST-12).  ``coarse=True``: quarter-integer multiples of ``v_th``
+    only (which include every special value): far cheaper for Hypothesis to shrink, for
+    expensive candidates such as whole models."""
+    grid = [q * v_th / 4 for q in range(-8, 17)]
+    if coarse:
+        elem = st.sampled_from(sorted(grid, key=abs))          # shrinks towards 0
+    else:
+        special = [0.0, v_th, 2 * v_th, -v_th, 0.5 * v_th, 3 * v_th]
+        elem = st.one_of(st.sampled_from(special), st.sampled_from(grid),
+                         st.floats(-2 * v_th, 4 * v_th, allow_nan=False, width=64))
     return hnp.arrays(np.float64, tuple(shape), elements=elem)
 
 

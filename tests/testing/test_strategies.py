@@ -113,3 +113,10 @@ def test_model_configs_build_tiny_models_that_run(cfg):
     x = np.zeros((1, 3, cfg["img_size_h"], cfg["img_size_w"]))
     y = m.forward(x, train=False)[0]
     assert y.shape == (1, cfg["num_classes"]) and sum(v.size for v in m.params.values()) < 60_000
+
+
+@settings(max_examples=20, database=None)
+@given(S.lif_specs())
+def test_lif_specs_are_valid_specs_that_run(spec):
+    X = np.array([[spec.v_th], [0.0], [2 * spec.v_th]])
+    assert set(np.unique(__import__("refsnn").neurons.lif_forward(X, spec, fast=False).S)) <= {0.0, 1.0}
