@@ -129,7 +129,7 @@ def check_reversible(forward, reference: ReversibleBlock, *, inverse=None, first
         The refsnn block whose branch weights the candidate holds.
     inverse : callable or None
         ``inverse(X0', X1') -> (X0, X1)``, given the reference's outputs; compared with the
-        reference's inverse (``X0`` is not compared if ``first``).
+        reference's inverse.  If ``first``: ``-> X1`` or ``(None, X1)``.
     first : bool
         The official first block (one input stream).
     shape : tuple or None
@@ -197,11 +197,15 @@ def check_reversible(forward, reference: ReversibleBlock, *, inverse=None, first
         outs = lambda a: ref_fwd(a)                                       # noqa: E731
         ref_inv = lambda y: reference.inverse(y[0], y[1], train=train, first=first)  # noqa: E731
 
+        def x1_only(y0, y1):                    # first block: X1, or (None, X1) as refsnn's
+            out = inverse(y0, y1)
+            return out[1] if isinstance(out, tuple) and len(out) == 2 and out[0] is None else out
+
         def cand_inv(y):
-            out = call_output(inverse, y, (y[0].shape, y[0].shape), name="inverse",
-                              what="(X0, X1)", n_out=2, finite=True) if not first else \
-                (None, call_output(inverse, y, y[0].shape, name="inverse", what="X1"))
-            return out
+            if first:
+                return None, call_output(x1_only, y, y[0].shape, name="inverse", what="X1")
+            return call_output(inverse, y, (y[0].shape, y[0].shape), name="inverse",
+                               what="(X0, X1)", n_out=2)
 
         def differs(a):
             y = outs(a)

@@ -21,7 +21,7 @@ def test_reversible_reference_conforms_forward_and_inverse_BEST_12_BEST_13(block
     check_reversible(lambda x0, x1: block.forward(x0, x1)[0], block,
                      inverse=lambda y0, y1: block.inverse(y0, y1), max_examples=30)
     check_reversible(lambda x0, x1: block.forward(x0, x1)[0], block, first=True,
-                     inverse=lambda y0, y1: block.inverse(y0, y1, first=True)[1], max_examples=20)
+                     inverse=lambda y0, y1: block.inverse(y0, y1, first=True), max_examples=20)
 
 
 FWD = ["RevNet's additive coupling", "the official first block", "the branches swapped",
@@ -39,6 +39,17 @@ def test_forward_coupling_change_is_caught_and_named_BEST_12(block, start):
     assert "first difference in X" in msg and "at t=" in msg and ", feature " in msg
     assert "reference X" in msg and "candidate X" in msg
     assert msg.splitlines()[-1].startswith(f"diagnosis: the candidate follows the reference with {start}")
+
+
+def test_first_block_is_checked_with_one_input_stream(block):
+    """The official first block X0' = F(X1) + X1; a candidate using BEST-12 with X0 = 0 is
+    caught and named."""
+    _, _, best = reversible_variants(block, True)
+    with pytest.raises(ConformanceError, match=r"X0 taken as 0"):
+        check_reversible(lambda x0, x1: best((np.zeros_like(x1), x1)), block, first=True)
+    with pytest.raises(ConformanceError, match="inverse does not follow BEST-13"):
+        check_reversible(None, block, first=True,
+                         inverse=lambda y0, y1: (None, y1 - y0))
 
 
 @pytest.mark.parametrize("start", INV)
