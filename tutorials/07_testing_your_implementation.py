@@ -200,11 +200,15 @@ print("my_lif_correct follows", fingerprint_lif(my_lif_correct).exact)
 # `reset_net` matters for stateful spikingjelly nodes: each call must start at rest):
 #
 # ```python
-# node = MultiStepLIFNode(tau=2.0, detach_reset=True)
+# node = neuron.LIFNode(tau=2.0, detach_reset=True, step_mode="m")   # spikingjelly.activation_based
 # cand = lambda X: (functional.reset_net(node), node(torch.from_numpy(X)).numpy())[1]
 # ```
 #
-# and `check_lif(cand, "bestformer-official")`. In a test suite use the fixture that installed
+# and `check_lif(cand, "bestformer-official")` passes (with spikingjelly 0.0.0.0.14 its
+# fingerprint is the class `bestformer-official, spikingformer, spikingjelly`; snntorch's
+# `Leaky(beta=0.5)`, stepped in a loop, fingerprints as `snntorch-subtract`). Keep the input
+# float64 (`torch.from_numpy` does): a float32 port rounds differently from the float64
+# reference and can flip a spike that sits on the threshold. In a test suite use the fixture that installed
 # refsnn registers with pytest (`refsnn_check.lif`, `.surrogate`, `.binarizer`, `.lsq`,
 # `.attention_binarizer`, `.attention`, `.reversible`, `.model`):
 #

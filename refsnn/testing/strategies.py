@@ -113,9 +113,7 @@ def neuron_specs(convention: str):
         raise ValueError(f"convention must be one of {tuple(CONVENTIONS)}, got {convention!r}")
     base = PRESETS[CONVENTIONS[convention]]
     taus = [0.25, 0.5, 0.75, 1.0] if base.charge == "decay" else [1.0, 1.5, 2.0, 4.0, 10.0]
-    return st.builds(lambda tau, v_th: base.replace(name=f"{convention}-drawn", tau=tau, v_th=v_th,
-                                                    reset_amount=None if base.reset_amount is None
-                                                    else base.reset_amount),
+    return st.builds(lambda tau, v_th: base.replace(name=f"{convention}-drawn", tau=tau, v_th=v_th),
                      st.sampled_from(taus), st.sampled_from([0.5, 1.0, 2.0]))
 
 
