@@ -7,9 +7,10 @@ input scaling, reset amount, reset timing, reset kind, leak).
 
 The candidate is any callable ``candidate(X) -> S`` (or ``-> (S, ...)``) taking a float64 array
 ``X`` of shape ``(T, N)`` and returning spikes of the same shape.  A PyTorch neuron is wrapped in
-two lines, e.g. for spikingjelly::
+two lines, e.g. for spikingjelly (``spikingjelly.activation_based``; with 0.0.0.0.14 this
+candidate fingerprints as the class of ``"bestformer-official"``)::
 
-    node = MultiStepLIFNode(tau=2.0, detach_reset=True)
+    node = neuron.LIFNode(tau=2.0, detach_reset=True, step_mode="m")
     cand = lambda X: (functional.reset_net(node), node(torch.from_numpy(X)).numpy())[1]
 
 Forward spikes cannot tell apart conventions that differ only in the gradient (``detach_reset``,
