@@ -107,7 +107,8 @@ def model_variants(reference, *, train: bool, heads: bool) -> list:
 
 
 def check_model(candidate, reference, *, heads: bool = False, B=(1, 2), train: bool = True,
-                max_examples: int = 100, rtol: float = _RTOL, atol: float = _ATOL) -> None:
+                image_size=None, max_examples: int = 100, rtol: float = _RTOL,
+                atol: float = _ATOL) -> None:
     """Check ``candidate(x)`` against the logits of a refsnn model (BEST-12, BEST-15).
 
     Parameters
@@ -123,6 +124,9 @@ def check_model(candidate, reference, *, heads: bool = False, B=(1, 2), train: b
         Batch sizes drawn.
     train : bool
         BatchNorm mode (default training: batch statistics make untrained weights spike).
+    image_size : (H, W) or None
+        Input size; default the config's ``img_size_h``, ``img_size_w`` (BESTformer); needed for
+        models whose config has none (Spikingformer, QSD, A2OS2A).
     max_examples : int
     rtol, atol : float
 
@@ -142,7 +146,15 @@ def check_model(candidate, reference, *, heads: bool = False, B=(1, 2), train: b
         raise TypeError(f"reference must be a refsnn model (forward and config), got "
                         f"{type(reference).__name__}")
     cfg = reference.config
-    C, H, W, K = cfg["in_channels"], cfg["img_size_h"], cfg["img_size_w"], cfg["num_classes"]
+    if image_size is None:
+        if cfg.get("img_size_h") is None or cfg.get("img_size_w") is None:
+            raise ValueError(f"image_size must be given: the config of {cfg.get('model')!r} names "
+                             f"no input size (img_size_h, img_size_w)")
+        image_size = (cfg["img_size_h"], cfg["img_size_w"])
+    if not (isinstance(image_size, tuple) and len(image_size) == 2
+            and all(isinstance(v, int) and v >= 1 for v in image_size)):
+        raise ValueError(f"image_size must be a pair of positive ints (H, W), got {image_size!r}")
+    (H, W), C, K = image_size, cfg["in_channels"], cfg["num_classes"]
     n = getattr(reference, "n_outputs", 1)
 
     fh, fw = (4 if H % 4 == 0 else 1), (4 if W % 4 == 0 else 1)

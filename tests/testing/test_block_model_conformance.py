@@ -94,3 +94,16 @@ def test_silent_model_is_refused():
                        "T": 1, "dtype": "float64"}, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="reference is silent"):
         check_model(lambda x: ref.predict(x), ref, train=False)
+
+
+def test_spikingformer_logits_are_checked_and_a_neuron_change_named_SPF_1_3():
+    from refsnn.models import create
+    ref = create("spikingformer-1-16-tiny", rng=np.random.default_rng(0), dtype=np.float64)
+    check_model(lambda x: ref.forward(x)[0], ref, image_size=(8, 8), max_examples=10)
+    f = next(f for why, f in model_variants(ref, train=True, heads=False)
+             if why.startswith("every LIF following 'bestformer-hr'"))
+    with pytest.raises(ConformanceError, match="every LIF following 'bestformer-hr' instead of "
+                                               "'spikingformer'"):
+        check_model(f, ref, image_size=(8, 8))
+    with pytest.raises(ValueError, match="image_size must be given"):
+        check_model(lambda x: ref.forward(x)[0], ref)
