@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ConformanceError", "first_difference", "CandidateError", "call_output", "search", "first_difference_close", "where",
+__all__ = ["ConformanceError", "first_difference", "CandidateError", "again", "call_output", "search", "first_difference_close", "where",
            "time_traces", "diagnose", "check_callable", "check_max_examples"]
 
 
@@ -34,6 +34,19 @@ class CandidateError(TypeError, ValueError):
 
 
 ConformanceError.__module__ = CandidateError.__module__ = "refsnn.testing"
+
+
+NOT_DETERMINISTIC = ("candidate is not deterministic: the same input gave different results on "
+                     "two calls (a stateful neuron not reset between calls? spikingjelly: call "
+                     "functional.reset_net(node) inside the candidate)")
+
+
+def again(found):
+    """``found`` (a difference recomputed from a fresh call on the failing input) or, if the
+    difference has vanished, :class:`CandidateError`: the candidate is not deterministic."""
+    if found is None:
+        raise CandidateError(NOT_DETERMINISTIC)
+    return found
 
 
 def check_callable(candidate, name: str = "candidate"):
@@ -138,7 +151,7 @@ def search(differs, strategy, *, max_examples: int, probes=(), shrink_budget: in
     (e.g. :class:`CandidateError`) propagate.
     """
     from hypothesis import HealthCheck, Phase, find, settings      # the test extra
-    from hypothesis.errors import NoSuchExample, Unsatisfiable
+    from hypothesis.errors import Flaky, NoSuchExample, Unsatisfiable
     cfg = settings(max_examples=max_examples, deadline=None, database=None, derandomize=True,
                    phases=(Phase.generate, Phase.shrink), suppress_health_check=list(HealthCheck))
     state = {"best": None, "calls": 0}
@@ -159,6 +172,8 @@ def search(differs, strategy, *, max_examples: int, probes=(), shrink_budget: in
         return state["best"]
     except (NoSuchExample, Unsatisfiable):
         pass
+    except Flaky:
+        raise CandidateError(NOT_DETERMINISTIC) from None
     for p in probes:
         if differs(p):
             return p

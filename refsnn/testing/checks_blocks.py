@@ -21,9 +21,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ..blocks.reversible import ReversibleBlock
-from ._kit import (call_output, check_callable, check_max_examples, diagnose,
-                   first_difference_close, search, time_traces, where)
-from ._kit import ConformanceError
+from ._kit import (ConformanceError, again, call_output, check_callable, check_max_examples,
+                   diagnose, first_difference_close, search, time_traces, where)
 from .strategies import reversible_inputs, sizes
 
 __all__ = ["check_reversible", "reversible_variants", "block_shape"]
@@ -103,6 +102,7 @@ def _report(what, pair, r, c, names, why):
         idx = first_difference_close(c[k], r[k], rtol=_RTOL, atol=_ATOL)
         if idx is not None:
             break
+    idx = again(idx)
     x = pair[k]
     axes = {3: ("t", "b", "feature"), 4: ("t", "b", "channel", "token"),
             5: ("t", "b", "channel", "row", "column")}.get(

@@ -17,9 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ..quant.binarize import binarize_backward, binarize_forward, binarize_preset
-from ._kit import (call_output, check_callable, check_max_examples, diagnose,
-                   first_difference_close, search, where)
-from ._kit import ConformanceError, first_difference
+from ._kit import (ConformanceError, again, call_output, check_callable, check_max_examples,
+                   diagnose, first_difference, first_difference_close, search, where)
 from .strategies import binary_weights
 
 __all__ = ["check_binarizer", "fingerprint_binarizer", "binarizer_variants"]
@@ -108,7 +107,7 @@ def check_binarizer(candidate, preset="bestformer-official", *, backward=None,
                    _weights(), max_examples=max_examples, probes=(PROBE,))
         if W is not None:
             ref, out = binarize_forward(W, spec)[0], cand(W)
-            idx = first_difference(out, ref)
+            idx = again(first_difference(out, ref))
             raise ConformanceError(
                 f"candidate does not follow binariser preset {spec.name!r}: first difference at "
                 f"index {idx} (row {idx[0]}, element {idx[1]})\nminimal counterexample W (shape "
@@ -126,7 +125,7 @@ def check_binarizer(candidate, preset="bestformer-official", *, backward=None,
                    _weights(), max_examples=max_examples, probes=(PROBE,))
         if W is not None:
             r, c = ref_b(W), cand_b(W)
-            idx = first_difference_close(c, r, rtol=_RTOL, atol=_ATOL)
+            idx = again(first_difference_close(c, r, rtol=_RTOL, atol=_ATOL))
             variants = [(why, lambda W, s=s: ref_b(W, s)) for why, s in binarizer_variants(spec)]
             why = diagnose(cand_b, variants, [W, PROBE], rtol=_RTOL, atol=_ATOL)
             raise ConformanceError(

@@ -23,9 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..neurons.surrogate import SURROGATES, Surrogate, get_surrogate
-from ._kit import (call_output, check_callable, check_max_examples, first_difference_close,
-                   search, where)
-from ._kit import ConformanceError
+from ._kit import (ConformanceError, again, call_output, check_callable, check_max_examples,
+                   first_difference_close, search, where)
 from .strategies import surrogate_inputs
 
 __all__ = ["check_surrogate", "fingerprint_surrogate", "surrogate_probes"]
@@ -123,7 +122,7 @@ def check_surrogate(candidate, surrogate="sigmoid", *, param: float | None = Non
         return
     g = call_output(candidate, (X,), X.shape, what="surrogate derivative")
     ref = sur.grad(X)
-    idx = first_difference_close(g, ref, rtol=rtol, atol=atol)
+    idx = again(first_difference_close(g, ref, rtol=rtol, atol=atol))
     raise ConformanceError(
         f"candidate does not compute surrogate {sur!r}: first difference at "
         f"{where(idx, ('t', 'element'))}\n"

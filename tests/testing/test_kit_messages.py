@@ -116,3 +116,16 @@ def test_a_candidate_that_is_not_callable_is_refused(name):
 
 def test_candidate_error_is_both_a_type_and_a_value_error():
     assert issubclass(CandidateError, TypeError) and issubclass(CandidateError, ValueError)
+
+
+@pytest.mark.parametrize("name", sorted(CHECKERS))
+def test_a_candidate_that_is_not_deterministic_is_named_so(name):
+    """A stateful candidate (a neuron not reset between calls) alternates its answers."""
+    run, good, wrong, _ = CHECKERS[name]
+    calls = [0]
+
+    def flip(*args):
+        calls[0] += 1
+        return (good if calls[0] % 2 else wrong)(*args)
+    with pytest.raises(CandidateError, match="not deterministic"):
+        run(flip)
