@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ConformanceError", "first_difference", "CandidateError", "again", "call_output", "search", "first_difference_close", "where",
-           "time_traces", "diagnose", "check_callable", "check_max_examples"]
+__all__ = ["ConformanceError", "first_difference", "CandidateError", "again", "call_output",
+           "search", "first_difference_close", "where", "time_traces", "diagnose",
+           "check_callable", "check_max_examples", "NOT_DETERMINISTIC"]
 
 
 class ConformanceError(AssertionError):
