@@ -7,6 +7,8 @@ the checkers; the fingerprinting works with NumPy alone.
 module               checkers (candidate: a plain callable, NumPy in/out)  SPEC
 ==================== ===================================================== =================
 ``checks``           ``check_lif``: spikes of a LIF convention              BEST-1..4, QSD-1..3
+``checks_lif_back…`` ``check_lif_backward``: BPTT gradient (detach_reset,   QSD-15, QSD-16
+                     surrogate)
 ``checks_surrogate`` ``check_surrogate``, ``fingerprint_surrogate``          QSD-15, QSD-16
 ``checks_quant``     ``check_binarizer`` (forward signs, backward)          BEST-5, BEST-6
 ``checks_lsq``       ``check_lsq`` (forward codes, step-size gradient,      QSD-4

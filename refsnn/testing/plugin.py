@@ -4,7 +4,7 @@
     def test_my_lif(refsnn_check):
         refsnn_check.lif(my_fn, preset="bestformer-official")
 
-Checkers: ``lif``, ``surrogate``, ``binarizer``, ``lsq``, ``attention_binarizer``,
+Checkers: ``lif``, ``lif_backward``, ``surrogate``, ``binarizer``, ``lsq``, ``attention_binarizer``,
 ``attention``, ``reversible``, ``model`` (each the ``check_*`` function of the same name in
 ``refsnn.testing``; ``max_examples`` defaults to the fixture's).
 
@@ -21,6 +21,7 @@ from . import checks
 
 #: checker name -> (module, function)
 CHECKERS = {"lif": ("checks", "check_lif"), "binarizer": ("checks_quant", "check_binarizer"),
+            "lif_backward": ("checks_lif_backward", "check_lif_backward"),
             "surrogate": ("checks_surrogate", "check_surrogate"),
             "lsq": ("checks_lsq", "check_lsq"),
             "attention_binarizer": ("checks_attention", "check_attention_binarizer"),

@@ -6,15 +6,19 @@ other), and its message names the first differing step and element.
 LIF aspects (BEST-1..4, BEST-9, QSD-1..3, A2-1..3, SPF-1..3) go through ``check_lif``; sign(0)
 and the std convention (BEST-5, BEST-6) through ``check_binarizer`` -- the per-tensor vs
 per-channel std through the forward signs, ``ddof`` (population vs unbiased ``torch.std``),
-which never changes a sign, through the backward.
+which never changes a sign, through the backward.  The table's gradient-only rows, "reset in
+gradient" (detach_reset) and "default surrogate" (spikingjelly Sigmoid(4), snntorch ATan(2), norse
+SuperSpike(100)), go through ``check_lif_backward`` (QSD-15).
 """
 import itertools
 
 import pytest
 
-from refsnn.neurons import PRESETS, lif_forward, preset
+from refsnn.neurons import PRESETS, lif_backward, lif_forward, preset
+from refsnn.neurons.surrogate import ATan, Sigmoid, SuperSpike
 from refsnn.quant.binarize import binarize_backward, binarize_forward, binarize_preset
 from refsnn.testing.checks import ConformanceError, check_lif
+from refsnn.testing.checks_lif_backward import check_lif_backward
 from refsnn.testing.checks_quant import check_binarizer
 from refsnn.testing.fingerprint import forward_classes
 
@@ -118,3 +122,26 @@ def test_std_ddof_is_distinguished_through_the_backward_within_100_examples(gran
     msg = str(info.value)
     assert "first difference at row " in msg and ", element " in msg
     assert f"ddof={cand_ddof}" in msg.splitlines()[-1]
+
+
+GRAD_CASES = ([("reset in gradient", "spikingjelly", {"detach_reset": a}, {"detach_reset": b})
+               for a, b in pairs([True, False])]
+              + [("reset in gradient", "bestformer-sr", {"detach_reset": a}, {"detach_reset": b})
+                 for a, b in pairs([True, False])]
+              + [("default surrogate", "spikingjelly", {"surrogate": a}, {"surrogate": b})
+                 for a, b in pairs([Sigmoid(4.0), ATan(2.0), SuperSpike(100.0)])])
+
+
+@pytest.mark.parametrize("aspect,base,cand,ref", GRAD_CASES,
+                         ids=[f"{c[0]}-{c[1]}-{c[2]}-vs-{c[3]}" for c in GRAD_CASES])
+def test_gradient_conventions_are_distinguished_within_100_examples_QSD_15(aspect, base, cand,
+                                                                          ref):
+    c = preset(base, **cand)
+
+    def grad(X, dS):
+        return lif_backward(dS, lif_forward(X, c, fast=False), c, fast=False)[0]
+    with pytest.raises(ConformanceError) as info:
+        check_lif_backward(grad, preset(base, **ref))
+    msg = str(info.value)
+    assert "first difference at t=" in msg and ", neuron " in msg
+    assert msg.splitlines()[-1].startswith("diagnosis: the candidate follows the reference with")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from refsnn.blocks import LIFLinearBranch, ReversibleBlock
-from refsnn.neurons import lif_forward, preset
+from refsnn.neurons import lif_backward, lif_forward, preset
 from refsnn.neurons.surrogate import ATan, Sigmoid
 from refsnn.quant.binarize import binarize_forward
 from refsnn.quant.lsq import lsq_backward, lsq_forward, lsq_init_alpha
@@ -15,6 +15,7 @@ from refsnn.testing.checks import ConformanceError, check_lif
 from refsnn.testing.checks_attention import (attention_variants, check_attention,
                                              check_attention_binarizer, tiny_attention)
 from refsnn.testing.checks_blocks import check_reversible
+from refsnn.testing.checks_lif_backward import check_lif_backward
 from refsnn.testing.checks_lsq import check_lsq
 from refsnn.testing.checks_model import check_model, tiny_model
 from refsnn.testing.checks_quant import check_binarizer
@@ -25,6 +26,7 @@ ATT = tiny_attention("bssa", rng=np.random.default_rng(0))
 ATT_WRONG = next(m for w, m in attention_variants(ATT) if w.startswith("binariser"))
 MODEL = tiny_model(rng=np.random.default_rng(0))
 SR, HR = preset("bestformer-sr"), preset("bestformer-hr")
+SJ, SJ_D = preset("spikingjelly"), preset("spikingjelly", detach_reset=True)
 
 
 def mean_logits(x):
@@ -36,6 +38,11 @@ CHECKERS = {
     "lif": (lambda c: check_lif(c, "bestformer-hr"), lambda X: lif_forward(X, HR, fast=False).S,
             lambda X: lif_forward(X, preset(HR, fire=">"), fast=False).S,
             r"first difference at t=\d+, neuron \d+"),
+    "lif-backward": (lambda c: check_lif_backward(c, "spikingjelly"),
+                     lambda X, dS: lif_backward(dS, lif_forward(X, SJ, fast=False), SJ, fast=False)[0],
+                     lambda X, dS: lif_backward(dS, lif_forward(X, SJ_D, fast=False), SJ_D,
+                                                fast=False)[0],
+                     r"first difference at t=\d+, neuron \d+"),
     "surrogate": (lambda c: check_surrogate_(c), Sigmoid(4.0).grad, ATan(2.0).grad,
                   r"first difference at t=\d+, element \d+"),
     "binarizer": (lambda c: check_binarizer(c), lambda W: binarize_forward(W, "bestformer-official")[0],
