@@ -208,8 +208,10 @@ print("my_lif_correct follows", fingerprint_lif(my_lif_correct).exact)
 # fingerprint is the class `bestformer-official, spikingformer, spikingjelly`; snntorch's
 # `Leaky(beta=0.5)`, stepped in a loop, fingerprints as `snntorch-subtract`). Keep the input
 # float64 (`torch.from_numpy` does): a float32 port rounds differently from the float64
-# reference and can flip a spike that sits on the threshold. In a test suite use the fixture that installed
-# refsnn registers with pytest (`refsnn_check.lif`, `.surrogate`, `.binarizer`, `.lsq`,
+# reference and can flip a spike that sits on the threshold.
+#
+# In a test suite use the fixture that installed refsnn registers with pytest
+# (`refsnn_check.lif`, `.lif_backward`, `.surrogate`, `.binarizer`, `.lsq`,
 # `.attention_binarizer`, `.attention`, `.reversible`, `.model`):
 #
 # ```python
@@ -301,9 +303,9 @@ check_attention(lambda x: ref.forward(x)[0], ref, max_examples=10)
 # ## Summary
 #
 # * A candidate is any callable, NumPy in and NumPy out; the checkers are `check_lif`,
-#   `check_surrogate`, `check_binarizer`, `check_lsq`, `check_attention_binarizer`,
-#   `check_attention`, `check_reversible` and `check_model`, all also on the `refsnn_check`
-#   fixture.
+#   `check_lif_backward` (the gradient: surrogate, detached reset), `check_surrogate`,
+#   `check_binarizer`, `check_lsq`, `check_attention_binarizer`, `check_attention`,
+#   `check_reversible` and `check_model`, all also on the `refsnn_check` fixture.
 # * A failure gives the minimal counterexample, the first differing step and element, both
 #   traces and the convention the candidate follows instead; a candidate that raises or returns
 #   the wrong shape, dtype or NaN gets a `CandidateError` saying so.
