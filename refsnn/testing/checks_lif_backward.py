@@ -52,7 +52,8 @@ def lif_gradient_variants(spec) -> list:
             spec.replace(detach_reset=not spec.detach_reset))]
     for sur in (Sigmoid(4.0), ATan(2.0), SuperSpike(100.0), Rectangle(1.0)):
         if sur != spec.surrogate:
-            out.append((f"surrogate {sur!r} instead of {spec.surrogate!r}", spec.replace(surrogate=sur)))
+            out.append((f"surrogate {sur!r} instead of {spec.surrogate!r}",
+                        spec.replace(surrogate=sur)))
     return out + spec_variants(spec)
 
 
@@ -101,7 +102,8 @@ def check_lif_backward(candidate, preset, *, max_examples: int = 100, rtol: floa
          f"{spec.surrogate!r}, detach_reset={spec.detach_reset}): first difference at "
          f"{where((t, n), ('t', 'neuron'))}",
          f"minimal counterexample X (shape {X.shape}), upstream dS = {_upstream(X)[:, n]} for "
-         f"neuron {n}:", "  " + np.array2string(X, precision=6, separator=", ").replace("\n", "\n  "),
+         f"neuron {n}:",
+         "  " + np.array2string(X, precision=6, separator=", ").replace("\n", "\n  "),
          f"traces of neuron {n} (time runs left to right):", format_trace("X", X, n),
          format_trace("reference H (charged)", tr.H, n), format_trace("reference S", tr.S, n),
          format_trace("reference dX", r, n), format_trace("candidate dX", c, n),
