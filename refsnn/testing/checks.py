@@ -25,24 +25,16 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis.errors import Flaky
 
 from ..neurons.lif import lif_forward
 from ..neurons.spec import LIFSpec, preset as _preset
+from ._kit import NOT_DETERMINISTIC, CandidateError, ConformanceError, again, first_difference
 from .fingerprint import call_candidate, fingerprint_lif, probe_inputs
 from .strategies import membrane_inputs
 
 __all__ = ["ConformanceError", "check_lif", "first_difference", "format_trace",
            "minimize_counterexample"]
-
-
-class ConformanceError(AssertionError):
-    """A candidate differs from the refsnn reference; the message says where and why."""
-
-
-def first_difference(a: np.ndarray, b: np.ndarray) -> tuple | None:
-    """Index of the first element (C order, time first) where ``a != b``, or ``None``."""
-    idx = np.argwhere(np.asarray(a) != np.asarray(b))
-    return None if idx.size == 0 else tuple(int(i) for i in idx[0])
 
 
 def format_trace(name: str, arr: np.ndarray, n: int) -> str:
@@ -74,6 +66,7 @@ def check_lif(candidate, preset: str | LIFSpec, *, max_examples: int = 100, T=(1
         traces (X, H, V, S) and the candidate's spikes (and membrane if it returned one), and
         the fingerprint diagnosis.
     """
+    __tracebackhide__ = True       # pytest shows the caller, not the kit
     spec = _preset(preset)
     if not callable(candidate):
         raise TypeError(f"candidate must be callable, got {candidate!r}")
@@ -97,6 +90,8 @@ def check_lif(candidate, preset: str | LIFSpec, *, max_examples: int = 100, T=(1
                     suppress_health_check=list(HealthCheck), report_multiple_bugs=False)(test)
     try:
         test()
+    except Flaky:
+        raise CandidateError(NOT_DETERMINISTIC) from None
     except (TypeError, ValueError):
         raise
     except AssertionError:
@@ -115,7 +110,7 @@ def minimize_counterexample(candidate, spec: LIFSpec, X: np.ndarray) -> np.ndarr
     differing spike (a LIF is elementwise and causal), then set each value to 0 or round it
     while the difference persists."""
     S = call_candidate(candidate, X)
-    t, n = first_difference(S, lif_forward(X, spec, fast=False).S)
+    t, n = again(first_difference(S, lif_forward(X, spec, fast=False).S))
     Y = X[:t + 1, n:n + 1].copy()
     if not _differs(candidate, spec, Y):      # the candidate is not elementwise/causal: keep X
         return X
@@ -126,7 +121,8 @@ def minimize_counterexample(candidate, spec: LIFSpec, X: np.ndarray) -> np.ndarr
             old, Y[i, 0] = Y[i, 0], v
             if not _differs(candidate, spec, Y):
                 Y[i, 0] = old
-    t, _ = first_difference(call_candidate(candidate, Y), lif_forward(Y, spec, fast=False).S)
+    t, _ = again(first_difference(call_candidate(candidate, Y),
+                                  lif_forward(Y, spec, fast=False).S))
     Y = Y[:t + 1]
     while Y.shape[0] > 1 and Y[0, 0] == 0 and _differs(candidate, spec, Y[1:]):
         Y = Y[1:]
@@ -137,7 +133,7 @@ def _report(candidate, spec: LIFSpec, X: np.ndarray) -> str:
     ref = lif_forward(X, spec, fast=False)
     out = candidate(X.copy())
     S = call_candidate(candidate, X)
-    t, n = first_difference(S, ref.S)
+    t, n = again(first_difference(S, ref.S))
     lines = [f"candidate does not follow LIF preset {spec.name!r}: first difference at t={t}, "
              f"neuron {n}",
              f"minimal counterexample X (shape {X.shape}):",

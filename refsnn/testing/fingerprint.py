@@ -7,9 +7,10 @@ input scaling, reset amount, reset timing, reset kind, leak).
 
 The candidate is any callable ``candidate(X) -> S`` (or ``-> (S, ...)``) taking a float64 array
 ``X`` of shape ``(T, N)`` and returning spikes of the same shape.  A PyTorch neuron is wrapped in
-two lines, e.g. for spikingjelly::
+two lines, e.g. for spikingjelly (``spikingjelly.activation_based``; with 0.0.0.0.14 this
+candidate fingerprints as the class of ``"bestformer-official"``)::
 
-    node = MultiStepLIFNode(tau=2.0, detach_reset=True)
+    node = neuron.LIFNode(tau=2.0, detach_reset=True, step_mode="m")
     cand = lambda X: (functional.reset_net(node), node(torch.from_numpy(X)).numpy())[1]
 
 Forward spikes cannot tell apart conventions that differ only in the gradient (``detach_reset``,
@@ -35,6 +36,7 @@ import numpy as np
 
 from ..neurons.lif import lif_forward
 from ..neurons.spec import LIFSpec, PRESETS
+from ._kit import CandidateError
 
 __all__ = ["probe_inputs", "fingerprint_lif", "Fingerprint", "forward_classes", "spec_variants",
            "call_candidate"]
@@ -74,19 +76,32 @@ def probe_inputs(v_th: float = 1.0) -> np.ndarray:
 
 def call_candidate(candidate, X: np.ndarray, name: str = "candidate") -> np.ndarray:
     """Call ``candidate(X)`` and return its spikes, validated (shape, finiteness, values)."""
-    out = candidate(X.copy())
+    try:
+        out = candidate(X.copy())
+    except CandidateError:
+        raise
+    except Exception as e:     # noqa: BLE001 - the candidate's failure is reported, not hidden
+        raise CandidateError(f"{name} raised {type(e).__name__}: {e} (called with X of shape "
+                             f"{X.shape})") from e
     if isinstance(out, tuple):
         if not out:
-            raise TypeError(f"{name} returned an empty tuple; expected spikes of shape {X.shape}")
+            raise CandidateError(f"{name} returned an empty tuple; expected spikes of shape {X.shape}")
         out = out[0]
     try:
-        S = np.asarray(out, dtype=np.float64)
+        raw = np.asarray(out)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must return an array of spikes, got {type(out).__name__}") from None
+        raw = None
+    if raw is None or raw.dtype.kind in "OSU":
+        raise CandidateError(f"{name} must return an array of spikes, got "
+                             f"{type(out).__name__}") from None
+    if raw.dtype.kind not in "biuf":
+        raise CandidateError(f"{name} returned dtype {raw.dtype}; expected real spikes (bool, "
+                             f"int or float)")
+    S = raw.astype(np.float64)
     if S.shape != X.shape:
-        raise ValueError(f"{name} returned spikes of shape {S.shape}, expected {X.shape}")
+        raise CandidateError(f"{name} returned spikes of shape {S.shape}, expected {X.shape}")
     if not np.all(np.isfinite(S)):
-        raise ValueError(f"{name} returned non-finite values (NaN or inf) as spikes")
+        raise CandidateError(f"{name} returned non-finite values (NaN or inf) as spikes")
     return S
 
 
