@@ -19,7 +19,9 @@
 # 2. fix a neuron bug by bug, with the kit telling you which bug is left;
 # 3. check a weight binariser (BEST-5/6), BESTformer's attention binariser (BEST-9) and a whole
 #    attention block (BEST-8) the same way;
-# 4. run all of it from your own test suite through the `refsnn_check` pytest fixture.
+# 4. run all of it from your own test suite through the `refsnn_check` pytest fixture;
+# 5. load the official BESTformer's PyTorch weights without torch, reproduce the official
+#    outputs recorded from PyTorch, and find the first layer where a port's spikes differ.
 #
 # Everything here runs without PyTorch: the candidates are NumPy stand-ins for the code you
 # would port. Run it with `python tutorials/07_testing_your_implementation.py`; the test suite
@@ -300,6 +302,61 @@ check_attention(lambda x: ref.forward(x)[0], ref, max_examples=10)
 # cand = lambda x: block(torch.from_numpy(x)).detach().numpy()
 # ```
 #
+# ## Official weights, compared layer by layer
+#
+# The last step of a port is the whole network on real weights. `refsnn.interop` reads a
+# `state_dict` of the official BESTformer (`CaoHLin/BESTFormer`, `cifar/model.py`) as NumPy
+# arrays -- exported in two lines, `sd = {k: v.numpy() for k, v in model.state_dict().items()}`
+# and `numpy.savez("w.npz", **sd)` -- and rebuilds the official eval-mode network. The
+# repository ships golden vectors made by running the official PyTorch code itself
+# (`tests/data/README.md`): its weights, an input, its logits and every layer's output recorded
+# with forward hooks (`refsnn.interop.record_intermediates` does that for your model). We
+# reproduce them without torch.
+
+# %%
+from refsnn.interop import OfficialBESTformer, compare_layers, load_official_bestformer  # noqa: E402
+from refsnn.models import BESTformer  # noqa: E402
+
+golden_path = Path(refsnn.__file__).resolve().parents[1] / "tests" / "data" / \
+    "official_bestformer_cifar.npz"
+with np.load(golden_path) as g:
+    golden = {k: g[k] for k in g.files}
+import json  # noqa: E402
+
+cfg = json.loads(str(golden["config"]))
+state = {k[6:]: v for k, v in golden.items() if k.startswith("state/")}
+x_img = golden["input"]                                               # (B, C, H, W)
+theirs = {k[7:]: v for k, v in golden.items() if k.startswith("spikes/")}
+theirs.update({k[4:]: v for k, v in golden.items() if k.startswith("act/")})
+
+official = load_official_bestformer(state, **cfg)
+y_cls, y_dist = official(x_img)
+print("largest logit difference to PyTorch:",
+      np.abs(y_cls - golden["out/cls"]).max(), np.abs(y_dist - golden["out/dist"]).max())
+assert np.abs(y_cls - golden["out/cls"]).max() < 1e-9
+report = compare_layers(official.intermediates(x_img), theirs)
+assert report.ok and sum(d.kind == "spikes" for d in report.layers) == 20   # every LIF equal
+
+# %% [markdown]
+# Now a plausible port that gets one convention wrong: every LIF with threshold 1, as the
+# paper suggests, where the official attention neuron `attn_lif` fires at 0.5 (SPEC, "Official
+# BESTformer code"). The logits are merely "different"; the layer report names the first layer
+# whose spikes differ, how many spikes were lost or gained, and where.
+
+# %%
+port = BESTformer(embed_dims=cfg["embed_dims"], num_heads=cfg["num_heads"],
+                  depths=cfg["depths"], num_classes=cfg["num_classes"], T=cfg["T"],
+                  mlp_ratios=cfg["mlp_ratios"], attn_neuron="bestformer-official",
+                  dtype=np.float64, rng=np.random.default_rng(0))
+for k, v in {**port.params, **port.buffers}.items():
+    np.copyto(v, state[k])                                  # the same official weights
+report = compare_layers(OfficialBESTformer(port, cfg).intermediates(x_img), theirs)
+print(str(report).splitlines()[0])
+assert report.first.name == "block.0.attn.attn_lif" and report.first.kind == "spikes"
+assert report.first.lost > 0 and report.first.extra == 0   # a higher threshold: fewer spikes
+
+# %% [markdown]
+#
 # ## Summary
 #
 # * A candidate is any callable, NumPy in and NumPy out; the checkers are `check_lif`,
@@ -309,4 +366,6 @@ check_attention(lambda x: ref.forward(x)[0], ref, max_examples=10)
 # * A failure gives the minimal counterexample, the first differing step and element, both
 #   traces and the convention the candidate follows instead; a candidate that raises or returns
 #   the wrong shape, dtype or NaN gets a `CandidateError` saying so.
+# * Official PyTorch weights load without torch (`load_official_bestformer`,
+#   `load_official_spikingformer`); `compare_layers` names the first layer whose spikes differ.
 # * The "wrong" LIF of this lesson was snntorch's: many bugs are someone else's convention.
