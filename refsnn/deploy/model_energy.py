@@ -69,9 +69,10 @@ def measured_rates(model, x) -> dict:
 def model_records(model, x) -> list:
     """Operation records (:class:`~refsnn.deploy.ops.OpRecord`) of ``model`` for one sample of
     ``x``'s size, every spike input at its measured rate."""
+    rates = measured_rates(model, x)                       # validates x
     cfg = dict(model.config)
     cfg["img_size_h"], cfg["img_size_w"] = np.shape(x)[-2:]
-    return records_from_config(cfg, 0.0, measured_rates(model, x), type(model).__name__)
+    return records_from_config(cfg, 0.0, rates, type(model).__name__)
 
 
 def model_energy_report(model, x, **kwargs) -> list[dict]:

@@ -58,8 +58,8 @@ from .fold import fold_lambda_into_lif, folded_lif_forward
 from .fold_int import fold_bn_integer, integer_lif_forward
 from .packed import PackedBits, packed_attention_counts
 from .packed_layers import (BNConst, UnsupportedModel, bn_apply, bn_const, check_bestformer,
-                            conv2d_words, linear_words, or_maxpool2d, pack_channels,
-                            packed_binary_weight)
+                            check_samples, conv2d_words, linear_words, or_maxpool2d,
+                            pack_channels, packed_binary_weight)
 from .spikes import eval_spikes
 
 __all__ = ["compile_packed", "PackedBESTformer", "THRESHOLDS", "UnsupportedModel",
@@ -227,6 +227,7 @@ class PackedBESTformer:
                              f"in_channels = {self.in_channels}, got shape {x.shape}")
         if x.ndim == 5 and x.shape[0] != self.T:
             raise ValueError(f"x must have T = {self.T} time steps in axis 0, got {x.shape}")
+        check_samples(x)
         H, W = x.shape[-2:]
         if H % self.stride or W % self.stride or H == 0 or W == 0:
             raise ValueError(f"x must have a spatial size that is a positive multiple of "

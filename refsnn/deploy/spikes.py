@@ -15,7 +15,7 @@ import numpy as np
 from .._checks import as_float_array
 from ..layers.linear import linear_forward
 from ..neurons import lif_forward
-from .packed_layers import check_bestformer
+from .packed_layers import check_bestformer, check_samples
 
 __all__ = ["eval_spikes"]
 
@@ -31,6 +31,7 @@ def eval_spikes(model, x):
     """
     check_bestformer(model)
     x = as_float_array(x, "x")
+    check_samples(x)
     X = np.repeat(x[None], model.T, axis=0) if x.ndim == 4 else x
     tok, ctok = model.patch_embed.forward(X.astype(model.dtype, copy=False), False)
     spikes = {f"patch_embed.lif{s + 1}": S for s, S in enumerate(ctok.spikes)}

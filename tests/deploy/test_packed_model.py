@@ -253,3 +253,18 @@ def test_fused_bn_kernel_is_bitwise_the_clear_bn(seed, C, R):
                  rng.uniform(1e-3, 50, C), 1e-5, np.float32)
     z = rng.integers(-200, 200, (R, C)).astype(np.int32)
     assert np.array_equal(bn_apply(z, c, fast=True), bn_apply(z, c, fast=False))
+
+
+def test_an_empty_batch_or_time_axis_is_rejected_naming_x():
+    """B = 0 (or T = 0 in a (T, B, C, H, W) input) used to end in numpy's 'cannot reshape
+    array of size 0'; the packed path, eval_spikes and the energy helpers name x instead."""
+    from refsnn.deploy.model_energy import model_records
+    model = create("bestformer-1-16-tiny", rng=np.random.default_rng(0))
+    packed = compile_packed(model)
+    for x in (np.zeros((0, 3, 8, 8), np.float32), np.zeros((2, 0, 3, 8, 8), np.float32)):
+        for call in (packed.forward, lambda a: eval_spikes(model, a),
+                     lambda a: model_records(model, a)):
+            with pytest.raises(ValueError, match="x must hold at least one sample"):
+                call(x)
+    with pytest.raises(TypeError, match="x must be a float32 or float64 array"):
+        model_records(model, "abc")
