@@ -70,6 +70,9 @@ def bn_apply(z, c: BNConst, axis: int = -1, fast=None) -> np.ndarray:
     the constants' dtype first: exact for integer accumulators below 2**24).  ``fast``: the
     fused Numba twin for int32 accumulators, channels last, float32 (bitwise the same)."""
     z = np.asarray(z)
+    if z.ndim == 0 or z.shape[axis] != c.mu.shape[0]:     # the kernel does not check bounds
+        raise ValueError(f"z must have {c.mu.shape[0]} channels in axis {axis}, got shape "
+                         f"{z.shape}")
     if use_fast(fast) and axis in (-1, z.ndim - 1) and z.dtype == np.int32 \
             and c.inv.dtype == np.float32 and z.size:
         from . import _packed_kernels

@@ -268,3 +268,15 @@ def test_an_empty_batch_or_time_axis_is_rejected_naming_x():
                 call(x)
     with pytest.raises(TypeError, match="x must be a float32 or float64 array"):
         model_records(model, "abc")
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_bn_apply_with_the_wrong_channel_count_names_z(fast):
+    """The fused kernel read past the end of the constants (garbage in the last column) where
+    the clear path failed with numpy's broadcast message; both name z and the count now."""
+    from refsnn.deploy.packed_layers import bn_apply, bn_const
+    c = bn_const(np.ones(3), np.zeros(3), np.zeros(3), np.ones(3), 1e-5, np.float32)
+    with pytest.raises(ValueError, match=r"z must have 3 channels in axis -1, got shape \(2, 4\)"):
+        bn_apply(np.arange(8, dtype=np.int32).reshape(2, 4), c, fast=fast)
+    with pytest.raises(ValueError, match=r"z must have 3 channels in axis 0"):
+        bn_apply(np.zeros((2, 3), np.int32), c, axis=0, fast=fast)
