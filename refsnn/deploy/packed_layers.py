@@ -146,10 +146,22 @@ def packed_binary_weight(B, name: str) -> PackedBits:
     return pack_weights(np.moveaxis(B, 1, -1))
 
 
+def _check_words(words, W: int, ndim: int | None = None) -> int:
+    """``W``, or a ValueError naming ``words`` unless it is uint64 words, ``W`` per row."""
+    if not isinstance(words, np.ndarray) or words.dtype != np.uint64:
+        raise TypeError(f"words must be a uint64 array (pack_channels), got "
+                        f"{getattr(words, 'dtype', type(words).__name__)}")
+    if words.ndim < 1 or words.shape[-1] != W or (ndim is not None and words.ndim != ndim):
+        raise ValueError(f"words must have {W} words in the last axis (the weights' K)"
+                         + (f" and {ndim} dimensions" if ndim else "")
+                         + f", got shape {words.shape}")
+    return W
+
+
 def linear_words(words, weights: PackedBits, fast=None) -> np.ndarray:
     """``y = S B^T`` for packed spikes ``(..., n_words(K))`` and packed weights ``(N_out,
     n_words(K))``: int32 ``(..., N_out)`` (BEST-7)."""
-    W = words.shape[-1]
+    W = _check_words(words, weights.words.shape[-1])
     a = np.ascontiguousarray(words).reshape(1, -1, W)
     y = _popcount_gemm(a, weights.words.reshape(1, -1, W), True, fast)
     return y.reshape(words.shape[:-1] + (-1,))
@@ -160,6 +172,7 @@ def conv2d_words(words, weights: PackedBits, padding: int = 1, fast=None) -> np.
     ``(C_out, kh, kw, n_words)``: int32 ``(N, Ho, Wo, C_out)``, channels last (BEST-7).  The
     im2col matrix is the word windows, each kernel offset one word-aligned chunk."""
     C_out, kh, kw, W = weights.words.shape
+    _check_words(words, W, ndim=4)
     p = np.pad(words, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     win = sliding_window_view(p, (kh, kw), axis=(1, 2))         # (N, Ho, Wo, W, kh, kw)
     N, Ho, Wo = win.shape[:3]

@@ -280,3 +280,19 @@ def test_bn_apply_with_the_wrong_channel_count_names_z(fast):
         bn_apply(np.arange(8, dtype=np.int32).reshape(2, 4), c, fast=fast)
     with pytest.raises(ValueError, match=r"z must have 3 channels in axis 0"):
         bn_apply(np.zeros((2, 3), np.int32), c, axis=0, fast=fast)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_word_layers_with_a_word_count_other_than_the_weights_name_words(fast):
+    """(6, 1) words against weights packed from K = 130 (3 words) used to return a (6, 12)
+    array of nonsense; linear_words and conv2d_words name the mismatch."""
+    from refsnn.deploy.packed import pack_weights
+    from refsnn.deploy.packed_layers import conv2d_words, linear_words
+    rng = np.random.default_rng(0)
+    pw = pack_weights(np.where(rng.random((4, 130)) < 0.5, 1, -1))             # (4, 3) words
+    with pytest.raises(ValueError, match=r"words must have 3 words in the last axis.*\(6, 1\)"):
+        linear_words(np.zeros((6, 1), np.uint64), pw, fast)
+    from refsnn.deploy.packed_layers import packed_binary_weight
+    pc = packed_binary_weight(np.where(rng.random((2, 130, 3, 3)) < 0.5, 1, -1), "w")
+    with pytest.raises(ValueError, match=r"words must have 3 words in the last axis"):
+        conv2d_words(np.zeros((1, 4, 4, 2), np.uint64), pc, 1, fast)
