@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import check_int, check_positive
 from ..layers.pool import maxpool2d_forward
 from .energy import energy_report
 from .energy_cli import records_from_config
@@ -93,6 +94,7 @@ def energy_summary(rows, T: int, e_mac: float = 4.6) -> dict:
     >>> s = energy_summary(rows, 2); s["total_pj"], s["dense_pj"]
     (136.0, 966.0)
     """
+    T, e_mac = check_int(T, "T", lo=1), check_positive(e_mac, "e_mac")
     mac = sum(r["energy_pj"] for r in rows if r["unit"] == "MAC")
     ac = sum(r["energy_pj"] for r in rows if r["unit"] == "AC")
     dense = mac + e_mac * T * sum(r["macs"] for r in rows if r["unit"] == "AC")
