@@ -69,7 +69,7 @@ def measured_rates(model, x) -> dict:
 
 def model_records(model, x) -> list:
     """Operation records (:class:`~refsnn.deploy.ops.OpRecord`) of ``model`` for one sample of
-    ``x``'s size, every spike input at its measured rate."""
+    ``x``'s size, every spike input at its measured rate (``SOPs = fr T FLOPs``, QSD-28)."""
     rates = measured_rates(model, x)                       # validates x
     cfg = dict(model.config)
     cfg["img_size_h"], cfg["img_size_w"] = np.shape(x)[-2:]
@@ -77,8 +77,8 @@ def model_records(model, x) -> list:
 
 
 def model_energy_report(model, x, **kwargs) -> list[dict]:
-    """:func:`~refsnn.deploy.energy.energy_report` of :func:`model_records` with the model's
-    ``T`` (keywords passed on: ``e_mac``, ``e_ac``, ``first_layer_per_step``)."""
+    """:func:`~refsnn.deploy.energy.energy_report` (QSD-29/30) of :func:`model_records` with
+    the model's ``T`` (keywords passed on: ``e_mac``, ``e_ac``, ``first_layer_per_step``)."""
     return energy_report(model_records(model, x), model.T, **kwargs)
 
 

@@ -42,8 +42,8 @@ class UnsupportedModel(ValueError):
 
 
 class BNConst(NamedTuple):
-    """Evaluation-mode BatchNorm constants, per channel, in the computation dtype:
-    ``y = ((z - mu) * inv) * g + beta`` with ``inv = 1 / sqrt(var + eps)``."""
+    """Evaluation-mode BatchNorm constants (BEST-2, BEST-7), per channel, in the computation
+    dtype: ``y = ((z - mu) * inv) * g + beta`` with ``inv = 1 / sqrt(var + eps)``."""
     mu: np.ndarray
     inv: np.ndarray
     g: np.ndarray
@@ -66,8 +66,9 @@ def bn_const(weight, bias, running_mean, running_var, eps, dtype) -> BNConst:
 
 
 def bn_apply(z, c: BNConst, axis: int = -1, fast=None) -> np.ndarray:
-    """``((z - mu) * inv) * g + beta`` with the constants along ``axis`` of ``z`` (converted to
-    the constants' dtype first: exact for integer accumulators below 2**24).  ``fast``: the
+    """``BN(z) = ((z - mu) * inv) * g + beta`` (BEST-2, BEST-7), the constants along ``axis`` of
+    ``z`` (converted to the constants' dtype first: exact for integer accumulators below
+    2**24).  ``fast``: the
     fused Numba twin for int32 accumulators, channels last, float32 (bitwise the same)."""
     z = np.asarray(z)
     if z.ndim == 0 or z.shape[axis] != c.mu.shape[0]:     # the kernel does not check bounds
@@ -89,15 +90,16 @@ def bn_apply(z, c: BNConst, axis: int = -1, fast=None) -> np.ndarray:
 
 
 def pack_channels(S) -> np.ndarray:
-    """Pack 0/1 spikes ``(..., C)`` (channels last) into uint64 words ``(..., n_words(C))``,
-    padding bits 0 (:func:`refsnn.deploy.packed.pack_spikes` without the value check: the
-    callers pass LIF outputs)."""
+    """Pack 0/1 spikes ``(..., C)`` (channels last, the ``S`` of BEST-7) into uint64 words
+    ``(..., n_words(C))``, padding bits 0 (:func:`refsnn.deploy.packed.pack_spikes` without the
+    value check: the callers pass LIF outputs)."""
     return _pack_bits(np.asarray(S) != 0).words
 
 
 def or_maxpool2d(words, kernel: int = 3, stride: int = 2, padding: int = 1) -> np.ndarray:
     """``MaxPool2d(kernel, stride, padding)`` of packed spikes ``(N, H, W, n_words)``: the OR of
-    the words in each window (channels are the bits).  Output ``(N, Ho, Wo, n_words)`` with
+    the words in each window (channels are the bits), the tokenizer's pooling before a BEST-7
+    conv.  Output ``(N, Ho, Wo, n_words)`` with
     ``Ho = (H + 2 padding - kernel) // stride + 1``."""
     p = np.pad(words, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     win = sliding_window_view(p, (kernel, kernel), axis=(1, 2))[:, ::stride, ::stride]
@@ -133,9 +135,10 @@ def check_samples(x: np.ndarray) -> None:
 
 
 def packed_binary_weight(B, name: str) -> PackedBits:
-    """Pack a binarised weight ``(C_out, C_in, *kernel)`` along ``C_in``: words
-    ``(C_out, *kernel, n_words(C_in))``.  A weight that is not exactly +-1 (the official
-    binariser's ``sign(0) = 0`` on a constant row) raises :class:`UnsupportedModel` naming it."""
+    """Pack a binarised weight ``B_W`` (BEST-5/6, BEST-7) ``(C_out, C_in, *kernel)`` along
+    ``C_in``: words ``(C_out, *kernel, n_words(C_in))``.  A weight that is not exactly +-1 (the
+    official binariser's ``sign(0) = 0`` on a constant row) raises :class:`UnsupportedModel`
+    naming it."""
     B = np.asarray(B)
     if not np.all(np.abs(B) == 1):
         rows = np.unique(np.nonzero(np.abs(B) != 1)[0])

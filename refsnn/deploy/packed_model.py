@@ -27,8 +27,9 @@ Two ways to run the neurons that read an integer accumulator (``thresholds``):
 
 ``attn_lif0`` reads integer counts; its potentials are multiples of ``2**-T`` (tau = 2) no larger
 than the largest count, exact in float32 while ``count 2**T < 2**24`` (float64 in
-``"integer"`` mode: exact while ``count 2**T < 2**53``), so it runs as the eval path does.  Neurons that read a float
-stream (``proj_lif``, ``mlp1_lif``) and the first tokenizer LIF are float LIFs in both modes.
+``"integer"`` mode: exact while ``count 2**T < 2**53``), so it runs as the eval path does.
+Neurons that read a float stream (``proj_lif``, ``mlp1_lif``) and the first tokenizer LIF are
+float LIFs in both modes.
 
 Examples
 --------
@@ -83,8 +84,8 @@ def _spec(neuron, what: str) -> LIFSpec:
 
 
 class PackedBESTformer:
-    """Packed inference for a compiled BESTformer (module docstring); see
-    :func:`compile_packed`.  ``forward(x) -> (z_cls, z_dist)``, ``predict(x)``, and
+    """Packed inference for a compiled BESTformer (BEST-7, BEST-8, BEST-9, BEST-12; module
+    docstring); see :func:`compile_packed`.  ``forward(x) -> (z_cls, z_dist)``, ``predict(x)``, and
     ``forward_spikes(x) -> (z_cls, z_dist, spikes)`` with every layer's spikes in the model's
     layout; ``memory()`` measures the stored arrays."""
 
