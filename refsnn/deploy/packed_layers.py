@@ -34,7 +34,7 @@ from .packed import PackedBits, _pack_bits, _popcount_gemm, pack_weights
 
 __all__ = ["BNConst", "bn_const", "bn_apply", "pack_channels", "or_maxpool2d",
            "conv2d_words", "linear_words", "packed_binary_weight", "UnsupportedModel",
-           "check_bestformer", "check_samples"]
+           "check_bestformer"]
 
 
 class UnsupportedModel(ValueError):
@@ -124,14 +124,6 @@ def check_bestformer(model) -> dict:
     if model.smooth:
         raise UnsupportedModel("model.smooth is True: smooth neurons do not emit spikes")
     return c
-
-
-def check_samples(x: np.ndarray) -> None:
-    """``ValueError`` naming ``x`` if its batch (or time) axis of ``(B, C, H, W)`` or
-    ``(T, B, C, H, W)`` is empty: numpy would fail later with a reshape message instead."""
-    if x.ndim in (4, 5) and 0 in x.shape[:-3]:
-        raise ValueError(f"x must hold at least one sample (B >= 1 and T >= 1), got shape "
-                         f"{x.shape}")
 
 
 def packed_binary_weight(B, name: str) -> PackedBits:

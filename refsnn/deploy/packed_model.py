@@ -49,7 +49,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import as_float_array, check_choice
+from .._checks import as_float_array, check_choice, check_samples
 from ..layers.conv import conv2d_forward
 from ..layers.linear import linear_forward
 from ..neurons import lif_forward
@@ -59,7 +59,7 @@ from .fold import fold_lambda_into_lif, folded_lif_forward
 from .fold_int import fold_bn_integer, integer_lif_forward
 from .packed import PackedBits, packed_attention_counts
 from .packed_layers import (BNConst, UnsupportedModel, bn_apply, bn_const, check_bestformer,
-                            check_samples, conv2d_words, linear_words, or_maxpool2d,
+                            conv2d_words, linear_words, or_maxpool2d,
                             pack_channels, packed_binary_weight)
 from .spikes import eval_spikes
 

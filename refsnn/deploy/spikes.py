@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_float_array
+from .._checks import as_float_array, check_samples
 from ..layers.linear import linear_forward
 from ..neurons import lif_forward
-from .packed_layers import check_bestformer, check_samples
+from .packed_layers import check_bestformer
 
 __all__ = ["eval_spikes"]
 

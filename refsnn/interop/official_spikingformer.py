@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_float_array, check_dtype
+from .._checks import as_float_array, check_dtype, check_samples
 from ..models.spikingformer import Spikingformer
 from ._state import (as_state, check_kwargs, check_state, copy_into, depth_of, fill_inferred,
                      first_shape, mlp_ratio_of)
@@ -72,12 +72,14 @@ class OfficialSpikingformer:
         """Logits (B, K) for images ``x`` (B, C, H, W): the official ``vit_snn.forward`` in
         ``eval()`` mode (SPF-5 MS residual blocks, SPF-15 AvgPooling-FC head)."""
         x = as_float_array(x, "x", ndim=4)
+        check_samples(x)
         return self.model.forward(x.astype(self.model.dtype, copy=False), train=False)[0]
 
     forward = __call__
 
     def _time_input(self, X, name):
         X = as_float_array(X, name, ndim=5)
+        check_samples(X, name)
         if X.shape[0] != self.T:
             raise ValueError(f"{name} must have T = {self.T} time steps in axis 0, got shape "
                              f"{X.shape}")
@@ -111,6 +113,7 @@ class OfficialSpikingformer:
         map) and ``block.<j>`` (each block's output).  For :func:`refsnn.interop.compare_layers`.
         """
         x = as_float_array(x, "x", ndim=4)
+        check_samples(x)
         m, out = self.model, {}
         X = np.repeat(x[None], self.T, axis=0).astype(m.dtype, copy=False)
         h, caches = m.patch_embed.forward(X, False)
