@@ -253,6 +253,10 @@ def test_fused_bn_kernel_is_bitwise_the_clear_bn(seed, C, R):
                  rng.uniform(1e-3, 50, C), 1e-5, np.float32)
     z = rng.integers(-200, 200, (R, C)).astype(np.int32)
     assert np.array_equal(bn_apply(z, c, fast=True), bn_apply(z, c, fast=False))
+    big = rng.integers(-2 ** 31, 2 ** 31, (R, C)).astype(np.int32)   # float32(z) rounds beyond
+    assert np.array_equal(bn_apply(big, c, fast=True), bn_apply(big, c, fast=False))  # 2**24
+    Z = z.reshape(1, R, 1, C)[:, ::-1]                                # 4-d, not C-contiguous
+    assert np.array_equal(bn_apply(Z, c, fast=True), bn_apply(Z, c, fast=False))
 
 
 def test_an_empty_batch_or_time_axis_is_rejected_naming_x():
