@@ -170,13 +170,15 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0,
 
 
 def conv2d_backward(dy, cache: Conv2dCache) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Gradients of :func:`conv2d_forward` (col2im with a loop over the kernel offsets only).
+    """Gradients of :func:`conv2d_forward` (col2im with a loop over the kernel offsets only;
+    with ``groups`` the same per block of channels).
 
     Returns
     -------
     dx : ndarray, shape (N, C_in, H, W)
     grads : dict
-        ``'weight'`` (C_out, C_in, kh, kw) and, if the forward had a bias, ``'bias'`` (C_out,).
+        ``'weight'`` (C_out, C_in / groups, kh, kw) and, if the forward had a bias, ``'bias'``
+        (C_out,).
 
     Examples
     --------
