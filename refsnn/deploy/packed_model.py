@@ -50,6 +50,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._checks import as_float_array, check_choice, check_samples
+from ..config import use_fast
 from ..layers.conv import conv2d_forward
 from ..layers.linear import linear_forward
 from ..neurons import lif_forward
@@ -92,6 +93,7 @@ class PackedBESTformer:
     def __init__(self, model, thresholds: str = "float", fast: bool | None = None):
         c = check_bestformer(model)
         check_choice(thresholds, "thresholds", THRESHOLDS)
+        use_fast(fast)                                           # TypeError now, not later
         self.thresholds = thresholds
         self.fast, self.T, self.dtype = fast, model.T, model.dtype
         # attn_lif0 on integer counts: potentials are multiples of 2**-T below the largest

@@ -212,6 +212,8 @@ def test_other_objects_and_arguments_are_rejected():
     model = create("bestformer-1-16-tiny", rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="thresholds must be one of"):
         compile_packed(model, thresholds="fixed")
+    with pytest.raises(TypeError, match="fast must be True, False or None"):
+        compile_packed(model, fast="yes")                  # at compile time, not first forward
     model.params["block.0.attn.lambda_attn"][1] = 0.0
     with pytest.raises(UnsupportedModel, match="lambda_attn has an exact 0"):
         compile_packed(model, thresholds="integer")
