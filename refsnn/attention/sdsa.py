@@ -60,7 +60,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import as_float_array, check_shape, check_train
-from ..layers.norm import batch_norm_backward, batch_norm_forward
+from ..layers.norm import BatchNormCache, batch_norm_backward, batch_norm_forward
 from ..neurons import PRESETS
 from .ssa import SpikingAttention
 
@@ -120,6 +120,10 @@ def mprf_backward(dp_hat, cache):
     """Gradients of :func:`mprf_forward` (QSD-12): ``(dp, dgamma, dalpha)``, BatchNorm's
     backward in the forward's mode: ``dp = gamma / (n std) (n g - sum g - x^ sum(g x^))`` in
     training, ``dp = gamma g / std`` in evaluation; ``dgamma = sum(g x^)``, ``dalpha = sum g``."""
+    if not isinstance(cache, BatchNormCache):
+        raise TypeError("cache must be the cache returned by mprf_forward")
+    dp_hat = as_float_array(dp_hat, "dp_hat")
+    check_shape(dp_hat, cache.xhat.shape, "dp_hat", "the shape of mprf_forward's output")
     dp, g = batch_norm_backward(dp_hat, cache)
     return dp, g["weight"], g["bias"]
 

@@ -228,3 +228,10 @@ def test_mprf_bad_arguments_are_named_gamma_alpha_p_QSD_12(rng):
         mprf_forward(p, np.full(3, np.nan), a)
     with pytest.raises(ValueError, match="p must have more than 1 value per channel"):
         mprf_forward(np.ones((1, 3)), g, a)
+    y, cache = mprf_forward(p, g, a)
+    with pytest.raises(ValueError, match=r"dp_hat must have shape \(4, 3, 5\)"):
+        mprf_backward(np.ones((4, 3, 4)), cache)
+    with pytest.raises(ValueError, match="dp_hat must be finite"):
+        mprf_backward(np.full(y.shape, np.nan), cache)
+    with pytest.raises(TypeError, match="cache returned by mprf_forward"):
+        mprf_backward(y, "cache")
