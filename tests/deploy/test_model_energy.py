@@ -76,3 +76,13 @@ def test_energy_summary_bad_T_or_e_mac_is_named(kw, exc, match):
     rows = energy_report([OpRecord("f", "linear", 100, 0.5, weight_bits=1)], T=2)
     with pytest.raises(exc, match=match):
         energy_summary(rows, **kw)
+
+
+def test_records_from_config_names_a_missing_key_or_a_non_dict_cfg():
+    from refsnn.deploy.energy_cli import records_from_config
+    cfg = dict(create("bestformer-1-16-tiny", rng=np.random.default_rng(0)).config)
+    del cfg["img_size_w"]
+    with pytest.raises(ValueError, match=r"cfg must have the keys.*missing \['img_size_w'\]"):
+        records_from_config(cfg)
+    with pytest.raises(TypeError, match="cfg must be a dict"):
+        records_from_config("bestformer-1-16-tiny")
