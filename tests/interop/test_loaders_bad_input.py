@@ -126,3 +126,14 @@ def test_an_empty_batch_is_rejected_naming_the_argument(spf_state):
     for call in (spf, spf.intermediates):
         with pytest.raises(ValueError, match="x must hold at least one sample"):
             call(empty)
+
+
+def test_numpy_scalar_keywords_are_accepted_like_python_numbers():
+    """``mlp_ratios=np.int64(4)`` (e.g. read from a config array) was refused as 'not a
+    positive number'."""
+    sd = BESTformer(embed_dims=16, num_heads=2, depths=1, num_classes=3, T=4, mlp_ratios=4,
+                    rng=np.random.default_rng(0)).state_dict()
+    for v in (np.int64(4), np.float32(4.0), 4, 4.0):
+        assert load_official_bestformer(sd, mlp_ratios=v).kwargs["mlp_ratios"] == 4
+    with pytest.raises(ValueError, match="mlp_ratios must be a positive number"):
+        load_official_bestformer(sd, mlp_ratios=np.bool_(True))
