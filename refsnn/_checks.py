@@ -116,3 +116,11 @@ def check_dtype(dtype) -> np.dtype:
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dtype!r}")
     return dt
+
+
+def check_samples(x: np.ndarray, name: str = "x") -> None:
+    """``ValueError`` naming ``name`` if an image batch ``(B, C, H, W)`` or ``(T, B, C, H, W)``
+    has an empty batch (or time) axis; numpy would fail later with a reshape message instead."""
+    if x.ndim in (4, 5) and 0 in x.shape[:-3]:
+        raise ValueError(f"{name} must hold at least one sample (B >= 1 and T >= 1), got shape "
+                         f"{x.shape}")

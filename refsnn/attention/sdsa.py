@@ -59,8 +59,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_float_array, check_train
-from ..layers.norm import batch_norm_backward, batch_norm_forward
+from .._checks import as_float_array, check_shape, check_train
+from ..layers.norm import BatchNormCache, batch_norm_backward, batch_norm_forward
 from ..neurons import PRESETS
 from .ssa import SpikingAttention
 
@@ -102,9 +102,17 @@ def mprf_forward(p, gamma, alpha, *, eps: float = 1e-5, running_mean=None, runni
     array([-1.5,  2.5])
     """
     p = as_float_array(p, "p", min_ndim=2)
-    if not check_train(train) and (running_mean is None or running_var is None):
+    train = check_train(train)
+    if not train and (running_mean is None or running_var is None):
         raise ValueError("running_mean and running_var must be given in evaluation mode "
                          "(train=False)")
+    C = p.shape[1]
+    for name, v in (("gamma", gamma), ("alpha", alpha)):      # named here, not as BN's weight
+        check_shape(as_float_array(v, name, ndim=1), (C,), name,
+                    f"one per channel, p.shape[1] = {C}")
+    if train and p.size <= C:
+        raise ValueError(f"p must have more than 1 value per channel in training mode, got "
+                         f"shape {p.shape}")
     return batch_norm_forward(p, gamma, alpha, running_mean, running_var, train=train, eps=eps)
 
 
@@ -112,6 +120,10 @@ def mprf_backward(dp_hat, cache):
     """Gradients of :func:`mprf_forward` (QSD-12): ``(dp, dgamma, dalpha)``, BatchNorm's
     backward in the forward's mode: ``dp = gamma / (n std) (n g - sum g - x^ sum(g x^))`` in
     training, ``dp = gamma g / std`` in evaluation; ``dgamma = sum(g x^)``, ``dalpha = sum g``."""
+    if not isinstance(cache, BatchNormCache):
+        raise TypeError("cache must be the cache returned by mprf_forward")
+    dp_hat = as_float_array(dp_hat, "dp_hat")
+    check_shape(dp_hat, cache.xhat.shape, "dp_hat", "the shape of mprf_forward's output")
     dp, g = batch_norm_backward(dp_hat, cache)
     return dp, g["weight"], g["bias"]
 

@@ -81,6 +81,13 @@ def records_from_config(cfg: dict, rate=DEFAULT_RATE, measured=None, label: str 
     from .ops import (OpRecord, _check_rate, attention_macs, conv1d_macs, conv2d_macs,
                       linear_macs)
 
+    need = ("embed_dims", "num_heads", "num_classes", "variant", "img_size_h", "img_size_w",
+            "in_channels", "mlp_ratios", "depths")
+    if not isinstance(cfg, dict):
+        raise TypeError(f"cfg must be a dict of vit_snn keywords, got {type(cfg).__name__}")
+    if any(k not in cfg for k in need):
+        raise ValueError(f"cfg must have the keys {list(need)}; missing "
+                         f"{[k for k in need if k not in cfg]}")
     rate = _check_rate(rate, "rate")
     measured = {} if measured is None else measured
     if not isinstance(measured, dict):

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import check_int, check_positive
 from ..layers.pool import maxpool2d_forward
 from .energy import energy_report
 from .energy_cli import records_from_config
@@ -68,15 +69,16 @@ def measured_rates(model, x) -> dict:
 
 def model_records(model, x) -> list:
     """Operation records (:class:`~refsnn.deploy.ops.OpRecord`) of ``model`` for one sample of
-    ``x``'s size, every spike input at its measured rate."""
+    ``x``'s size, every spike input at its measured rate (``SOPs = fr T FLOPs``, QSD-28)."""
+    rates = measured_rates(model, x)                       # validates x
     cfg = dict(model.config)
     cfg["img_size_h"], cfg["img_size_w"] = np.shape(x)[-2:]
-    return records_from_config(cfg, 0.0, measured_rates(model, x), type(model).__name__)
+    return records_from_config(cfg, 0.0, rates, type(model).__name__)
 
 
 def model_energy_report(model, x, **kwargs) -> list[dict]:
-    """:func:`~refsnn.deploy.energy.energy_report` of :func:`model_records` with the model's
-    ``T`` (keywords passed on: ``e_mac``, ``e_ac``, ``first_layer_per_step``)."""
+    """:func:`~refsnn.deploy.energy.energy_report` (QSD-29/30) of :func:`model_records` with
+    the model's ``T`` (keywords passed on: ``e_mac``, ``e_ac``, ``first_layer_per_step``)."""
     return energy_report(model_records(model, x), model.T, **kwargs)
 
 
@@ -92,6 +94,7 @@ def energy_summary(rows, T: int, e_mac: float = 4.6) -> dict:
     >>> s = energy_summary(rows, 2); s["total_pj"], s["dense_pj"]
     (136.0, 966.0)
     """
+    T, e_mac = check_int(T, "T", lo=1), check_positive(e_mac, "e_mac")
     mac = sum(r["energy_pj"] for r in rows if r["unit"] == "MAC")
     ac = sum(r["energy_pj"] for r in rows if r["unit"] == "AC")
     dense = mac + e_mac * T * sum(r["macs"] for r in rows if r["unit"] == "AC")

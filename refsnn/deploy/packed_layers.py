@@ -42,8 +42,8 @@ class UnsupportedModel(ValueError):
 
 
 class BNConst(NamedTuple):
-    """Evaluation-mode BatchNorm constants, per channel, in the computation dtype:
-    ``y = ((z - mu) * inv) * g + beta`` with ``inv = 1 / sqrt(var + eps)``."""
+    """Evaluation-mode BatchNorm constants (BEST-2, BEST-7), per channel, in the computation
+    dtype: ``y = ((z - mu) * inv) * g + beta`` with ``inv = 1 / sqrt(var + eps)``."""
     mu: np.ndarray
     inv: np.ndarray
     g: np.ndarray
@@ -66,10 +66,14 @@ def bn_const(weight, bias, running_mean, running_var, eps, dtype) -> BNConst:
 
 
 def bn_apply(z, c: BNConst, axis: int = -1, fast=None) -> np.ndarray:
-    """``((z - mu) * inv) * g + beta`` with the constants along ``axis`` of ``z`` (converted to
-    the constants' dtype first: exact for integer accumulators below 2**24).  ``fast``: the
+    """``BN(z) = ((z - mu) * inv) * g + beta`` (BEST-2, BEST-7), the constants along ``axis`` of
+    ``z`` (converted to the constants' dtype first: exact for integer accumulators below
+    2**24).  ``fast``: the
     fused Numba twin for int32 accumulators, channels last, float32 (bitwise the same)."""
     z = np.asarray(z)
+    if z.ndim == 0 or z.shape[axis] != c.mu.shape[0]:     # the kernel does not check bounds
+        raise ValueError(f"z must have {c.mu.shape[0]} channels in axis {axis}, got shape "
+                         f"{z.shape}")
     if use_fast(fast) and axis in (-1, z.ndim - 1) and z.dtype == np.int32 \
             and c.inv.dtype == np.float32 and z.size:
         from . import _packed_kernels
@@ -86,15 +90,16 @@ def bn_apply(z, c: BNConst, axis: int = -1, fast=None) -> np.ndarray:
 
 
 def pack_channels(S) -> np.ndarray:
-    """Pack 0/1 spikes ``(..., C)`` (channels last) into uint64 words ``(..., n_words(C))``,
-    padding bits 0 (:func:`refsnn.deploy.packed.pack_spikes` without the value check: the
-    callers pass LIF outputs)."""
+    """Pack 0/1 spikes ``(..., C)`` (channels last, the ``S`` of BEST-7) into uint64 words
+    ``(..., n_words(C))``, padding bits 0 (:func:`refsnn.deploy.packed.pack_spikes` without the
+    value check: the callers pass LIF outputs)."""
     return _pack_bits(np.asarray(S) != 0).words
 
 
 def or_maxpool2d(words, kernel: int = 3, stride: int = 2, padding: int = 1) -> np.ndarray:
     """``MaxPool2d(kernel, stride, padding)`` of packed spikes ``(N, H, W, n_words)``: the OR of
-    the words in each window (channels are the bits).  Output ``(N, Ho, Wo, n_words)`` with
+    the words in each window (channels are the bits), the tokenizer's pooling before a BEST-7
+    conv.  Output ``(N, Ho, Wo, n_words)`` with
     ``Ho = (H + 2 padding - kernel) // stride + 1``."""
     p = np.pad(words, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     win = sliding_window_view(p, (kernel, kernel), axis=(1, 2))[:, ::stride, ::stride]
@@ -122,9 +127,10 @@ def check_bestformer(model) -> dict:
 
 
 def packed_binary_weight(B, name: str) -> PackedBits:
-    """Pack a binarised weight ``(C_out, C_in, *kernel)`` along ``C_in``: words
-    ``(C_out, *kernel, n_words(C_in))``.  A weight that is not exactly +-1 (the official
-    binariser's ``sign(0) = 0`` on a constant row) raises :class:`UnsupportedModel` naming it."""
+    """Pack a binarised weight ``B_W`` (BEST-5/6, BEST-7) ``(C_out, C_in, *kernel)`` along
+    ``C_in``: words ``(C_out, *kernel, n_words(C_in))``.  A weight that is not exactly +-1 (the
+    official binariser's ``sign(0) = 0`` on a constant row) raises :class:`UnsupportedModel`
+    naming it."""
     B = np.asarray(B)
     if not np.all(np.abs(B) == 1):
         rows = np.unique(np.nonzero(np.abs(B) != 1)[0])
@@ -135,10 +141,22 @@ def packed_binary_weight(B, name: str) -> PackedBits:
     return pack_weights(np.moveaxis(B, 1, -1))
 
 
+def _check_words(words, W: int, ndim: int | None = None) -> int:
+    """``W``, or a ValueError naming ``words`` unless it is uint64 words, ``W`` per row."""
+    if not isinstance(words, np.ndarray) or words.dtype != np.uint64:
+        raise TypeError(f"words must be a uint64 array (pack_channels), got "
+                        f"{getattr(words, 'dtype', type(words).__name__)}")
+    if words.ndim < 1 or words.shape[-1] != W or (ndim is not None and words.ndim != ndim):
+        raise ValueError(f"words must have {W} words in the last axis (the weights' K)"
+                         + (f" and {ndim} dimensions" if ndim else "")
+                         + f", got shape {words.shape}")
+    return W
+
+
 def linear_words(words, weights: PackedBits, fast=None) -> np.ndarray:
     """``y = S B^T`` for packed spikes ``(..., n_words(K))`` and packed weights ``(N_out,
     n_words(K))``: int32 ``(..., N_out)`` (BEST-7)."""
-    W = words.shape[-1]
+    W = _check_words(words, weights.words.shape[-1])
     a = np.ascontiguousarray(words).reshape(1, -1, W)
     y = _popcount_gemm(a, weights.words.reshape(1, -1, W), True, fast)
     return y.reshape(words.shape[:-1] + (-1,))
@@ -149,6 +167,7 @@ def conv2d_words(words, weights: PackedBits, padding: int = 1, fast=None) -> np.
     ``(C_out, kh, kw, n_words)``: int32 ``(N, Ho, Wo, C_out)``, channels last (BEST-7).  The
     im2col matrix is the word windows, each kernel offset one word-aligned chunk."""
     C_out, kh, kw, W = weights.words.shape
+    _check_words(words, W, ndim=4)
     p = np.pad(words, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     win = sliding_window_view(p, (kh, kw), axis=(1, 2))         # (N, Ho, Wo, W, kh, kw)
     N, Ho, Wo = win.shape[:3]

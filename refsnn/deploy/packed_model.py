@@ -27,8 +27,9 @@ Two ways to run the neurons that read an integer accumulator (``thresholds``):
 
 ``attn_lif0`` reads integer counts; its potentials are multiples of ``2**-T`` (tau = 2) no larger
 than the largest count, exact in float32 while ``count 2**T < 2**24`` (float64 in
-``"integer"`` mode: exact while ``count 2**T < 2**53``), so it runs as the eval path does.  Neurons that read a float
-stream (``proj_lif``, ``mlp1_lif``) and the first tokenizer LIF are float LIFs in both modes.
+``"integer"`` mode: exact while ``count 2**T < 2**53``), so it runs as the eval path does.
+Neurons that read a float stream (``proj_lif``, ``mlp1_lif``) and the first tokenizer LIF are
+float LIFs in both modes.
 
 Examples
 --------
@@ -48,7 +49,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import as_float_array, check_choice
+from .._checks import as_float_array, check_choice, check_samples
+from ..config import use_fast
 from ..layers.conv import conv2d_forward
 from ..layers.linear import linear_forward
 from ..neurons import lif_forward
@@ -58,8 +60,8 @@ from .fold import fold_lambda_into_lif, folded_lif_forward
 from .fold_int import fold_bn_integer, integer_lif_forward
 from .packed import PackedBits, packed_attention_counts
 from .packed_layers import (BNConst, UnsupportedModel, bn_apply, bn_const, check_bestformer,
-                            conv2d_words, linear_words, or_maxpool2d, pack_channels,
-                            packed_binary_weight)
+                            conv2d_words, linear_words, or_maxpool2d,
+                            pack_channels, packed_binary_weight)
 from .spikes import eval_spikes
 
 __all__ = ["compile_packed", "PackedBESTformer", "THRESHOLDS", "UnsupportedModel",
@@ -83,14 +85,15 @@ def _spec(neuron, what: str) -> LIFSpec:
 
 
 class PackedBESTformer:
-    """Packed inference for a compiled BESTformer (module docstring); see
-    :func:`compile_packed`.  ``forward(x) -> (z_cls, z_dist)``, ``predict(x)``, and
+    """Packed inference for a compiled BESTformer (BEST-7, BEST-8, BEST-9, BEST-12; module
+    docstring); see :func:`compile_packed`.  ``forward(x) -> (z_cls, z_dist)``, ``predict(x)``, and
     ``forward_spikes(x) -> (z_cls, z_dist, spikes)`` with every layer's spikes in the model's
     layout; ``memory()`` measures the stored arrays."""
 
     def __init__(self, model, thresholds: str = "float", fast: bool | None = None):
         c = check_bestformer(model)
         check_choice(thresholds, "thresholds", THRESHOLDS)
+        use_fast(fast)                                           # TypeError now, not later
         self.thresholds = thresholds
         self.fast, self.T, self.dtype = fast, model.T, model.dtype
         # attn_lif0 on integer counts: potentials are multiples of 2**-T below the largest
@@ -227,6 +230,7 @@ class PackedBESTformer:
                              f"in_channels = {self.in_channels}, got shape {x.shape}")
         if x.ndim == 5 and x.shape[0] != self.T:
             raise ValueError(f"x must have T = {self.T} time steps in axis 0, got {x.shape}")
+        check_samples(x)
         H, W = x.shape[-2:]
         if H % self.stride or W % self.stride or H == 0 or W == 0:
             raise ValueError(f"x must have a spatial size that is a positive multiple of "

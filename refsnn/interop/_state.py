@@ -1,6 +1,7 @@
 """Shared checks of the official loaders: keyword names, state_dict keys and shapes."""
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 
 import numpy as np
@@ -42,8 +43,9 @@ def check_kwargs(kwargs: dict) -> dict:
     out = dict(kwargs)
     for k, v in kwargs.items():
         if k == "mlp_ratios":
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or v <= 0:
                 raise ValueError(f"mlp_ratios must be a positive number, got {v!r}")
+            out[k] = v.item() if isinstance(v, np.generic) else v    # a Python number
         elif k == "patch_size" and isinstance(v, (tuple, list)):
             out[k] = tuple(check_int(p, "patch_size", lo=1) for p in v)
         else:

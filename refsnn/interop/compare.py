@@ -59,8 +59,9 @@ class LayerDiff(NamedTuple):
     differ; nothing else compared).  ``n_diff`` of ``n_total`` elements differ; ``max_abs`` is
     the largest ``|candidate - reference|``; ``first_step`` the first index along axis 0 (the
     time step for time-major tensors) with a difference, ``first_index`` the full index of the
-    first differing element (both None when equal); for spikes, ``extra`` and ``lost`` count
-    candidate spikes the reference lacks and the other way round.
+    first differing element (both None when equal); for spikes, ``extra`` counts the differing
+    elements where the reference is silent and ``lost`` those where it fires (``n_diff = extra +
+    lost``; a candidate value other than 0 and 1 is a difference of one kind or the other).
     """
     name: str
     kind: str
@@ -151,8 +152,8 @@ def _compare(name: str, c: np.ndarray, r: np.ndarray, atol: float, rtol: float) 
     bad = (c != rf) if spikes else ~(diff <= atol + rtol * np.abs(rf))
     n = int(bad.sum())
     idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), r.shape)) if n else None
-    extra = int(((c != 0) & (rf == 0)).sum()) if spikes else 0
-    lost = int(((c == 0) & (rf == 1)).sum()) if spikes else 0
+    extra = int((bad & (rf == 0)).sum()) if spikes else 0       # n = extra + lost, also for
+    lost = int((bad & (rf == 1)).sum()) if spikes else 0        # a non-binary candidate
     return LayerDiff(name, "spikes" if spikes else "values", r.shape, n, int(r.size), max_abs,
                      idx[0] if idx and r.ndim else None, idx, extra, lost)
 

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_float_array, check_choice, check_dtype
+from .._checks import as_float_array, check_choice, check_dtype, check_samples
 from ..layers.linear import linear_forward
 from ..models.bestformer import BESTformer
 from ..neurons import lif_forward
@@ -101,6 +101,7 @@ class OfficialBESTformer:
         ``vit_snn.forward`` in ``eval()`` mode (BEST-12, BEST-15): ``head`` reads the first
         stream, ``head2`` the second."""
         x = as_float_array(x, "x", ndim=4)
+        check_samples(x)
         y_cls, y_dist, _ = self.model.forward(x.astype(self.model.dtype, copy=False),
                                               train=False)
         return y_cls, y_dist
@@ -115,6 +116,7 @@ class OfficialBESTformer:
     # -- parts, each runnable on its own ----------------------------------------------------
     def _time_input(self, X, name):
         X = as_float_array(X, name, ndim=5)
+        check_samples(X, name)
         if X.shape[0] != self.model.T:
             raise ValueError(f"{name} must have T = {self.model.T} time steps in axis 0, got "
                              f"shape {X.shape}")
@@ -159,6 +161,7 @@ class OfficialBESTformer:
         :func:`refsnn.interop.compare_layers` against a PyTorch run's hooks.
         """
         x = as_float_array(x, "x", ndim=4)
+        check_samples(x)
         m, out = self.model, {}
         X = np.repeat(x[None], m.T, axis=0).astype(m.dtype, copy=False)   # (T, B, C, H, W)
         tok, ctok = m.patch_embed.forward(X, False)

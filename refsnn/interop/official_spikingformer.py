@@ -23,7 +23,8 @@ conventions: spikingjelly LIFs (tau 2, input halved, hard reset, threshold 1, re
 images repeated over ``T``.
 
 Official quirks: each block's ``norm1``/``norm2`` LayerNorms are in the state_dict but never
-used; the loader requires them (they are official keys) and drops them.  ``num_heads`` and
+used; the loader requires them (they are official keys), keeps copies for ``state_dict()``
+and computes nothing with them.  ``num_heads`` and
 ``T`` do not show in any weight shape, so they must be passed (defaults would silently give a
 different model).  ``img_size_h``, ``img_size_w``, ``patch_size`` and ``sr_ratios`` do not enter
 the forward; they are checked and kept in ``kwargs``.
@@ -46,7 +47,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_float_array, check_dtype
+from .._checks import as_float_array, check_dtype, check_samples
 from ..models.spikingformer import Spikingformer
 from ._state import (as_state, check_kwargs, check_state, copy_into, depth_of, fill_inferred,
                      first_shape, mlp_ratio_of)
@@ -57,12 +58,15 @@ __all__ = ["load_official_spikingformer", "OfficialSpikingformer"]
 class OfficialSpikingformer:
     """The official CIFAR Spikingformer ``vit_snn`` in evaluation mode, on a refsnn
     :class:`~refsnn.models.Spikingformer`; build it with :func:`load_official_spikingformer`.
-    Attributes: ``model`` (the refsnn model), ``kwargs`` (official keywords, completed)."""
+    Attributes: ``model`` (the refsnn model), ``kwargs`` (official keywords, completed),
+    ``unused`` (copies of the official, unused ``block.<j>.norm1/norm2`` LayerNorm arrays, kept
+    for :meth:`state_dict`)."""
 
-    def __init__(self, model: Spikingformer, kwargs: dict):
+    def __init__(self, model: Spikingformer, kwargs: dict, unused: dict | None = None):
         if not isinstance(model, Spikingformer):
             raise TypeError(f"model must be a refsnn Spikingformer, got {type(model).__name__}")
         self.model, self.kwargs = model, dict(kwargs)
+        self.unused = {k: np.array(v) for k, v in (unused or {}).items()}
 
     @property
     def T(self) -> int:
@@ -72,12 +76,14 @@ class OfficialSpikingformer:
         """Logits (B, K) for images ``x`` (B, C, H, W): the official ``vit_snn.forward`` in
         ``eval()`` mode (SPF-5 MS residual blocks, SPF-15 AvgPooling-FC head)."""
         x = as_float_array(x, "x", ndim=4)
+        check_samples(x)
         return self.model.forward(x.astype(self.model.dtype, copy=False), train=False)[0]
 
     forward = __call__
 
     def _time_input(self, X, name):
         X = as_float_array(X, name, ndim=5)
+        check_samples(X, name)
         if X.shape[0] != self.T:
             raise ValueError(f"{name} must have T = {self.T} time steps in axis 0, got shape "
                              f"{X.shape}")
@@ -111,6 +117,7 @@ class OfficialSpikingformer:
         map) and ``block.<j>`` (each block's output).  For :func:`refsnn.interop.compare_layers`.
         """
         x = as_float_array(x, "x", ndim=4)
+        check_samples(x)
         m, out = self.model, {}
         X = np.repeat(x[None], self.T, axis=0).astype(m.dtype, copy=False)
         h, caches = m.patch_embed.forward(X, False)
@@ -134,8 +141,9 @@ class OfficialSpikingformer:
         return out
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every array under its official name (the unused LayerNorms excluded)."""
-        return self.model.state_dict()
+        """Copies of every array under its official name, the unused LayerNorms included: what
+        was loaded, so it loads again (here and into the official module)."""
+        return {**self.model.state_dict(), **{k: v.copy() for k, v in self.unused.items()}}
 
     def __repr__(self) -> str:
         kw = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
@@ -200,4 +208,5 @@ def load_official_spikingformer(state_dict, *, dtype=np.float64, fast: bool | No
                          for p in ("weight", "bias")})
     check_state(state, expected, f"Spikingformer (CIFAR vit_snn with {kw})")
     copy_into({**model.params, **model.buffers}, state, dt)
-    return OfficialSpikingformer(model, kw)
+    norms = {k: state[k] for k in expected if k not in model.state_dict()}
+    return OfficialSpikingformer(model, kw, norms)

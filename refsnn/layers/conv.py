@@ -22,7 +22,8 @@ Groups (``torch.nn.Conv2d(groups=G)``): the channels split into ``G`` consecutiv
 ``C_in / G`` inputs and ``C_out / G`` outputs, output block ``g`` reading only input block ``g``;
 the weight is ``(C_out, C_in / G, kh, kw)`` and ``G = C_in = C_out`` is a depthwise conv (the
 official QSD-Transformer's ``SepConv.dwconv`` and the 3x3 of its ``RepConv``, both
-``Conv2dLSQ(..., groups=C)`` in ``bollossom/QSD-Transformer``, ``classification/models.py``).  With ``o`` in block ``g = o // (C_out / G)``::
+``Conv2dLSQ(..., groups=C)`` in ``bollossom/QSD-Transformer``, ``classification/models.py``).
+With ``o`` in block ``g = o // (C_out / G)``::
 
     y[n, o, i, j] = b[o] + sum_{c, u, v} W[o, c, u, v] xp[n, g C_in/G + c, sh*i + u, sw*j + v]
 
@@ -169,13 +170,15 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0,
 
 
 def conv2d_backward(dy, cache: Conv2dCache) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Gradients of :func:`conv2d_forward` (col2im with a loop over the kernel offsets only).
+    """Gradients of :func:`conv2d_forward` (col2im with a loop over the kernel offsets only;
+    with ``groups`` the same per block of channels).
 
     Returns
     -------
     dx : ndarray, shape (N, C_in, H, W)
     grads : dict
-        ``'weight'`` (C_out, C_in, kh, kw) and, if the forward had a bias, ``'bias'`` (C_out,).
+        ``'weight'`` (C_out, C_in / groups, kh, kw) and, if the forward had a bias, ``'bias'``
+        (C_out,).
 
     Examples
     --------

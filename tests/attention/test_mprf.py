@@ -214,3 +214,24 @@ def test_mprf_eval_without_running_stats_names_them_QSD_12(rng):
         mprf_forward(p, g, a, running_mean=np.zeros(2), running_var=np.ones(3), train=False)
     with pytest.raises(TypeError, match="train"):
         mprf_forward(p, g, a, train="no")
+
+
+def test_mprf_bad_arguments_are_named_gamma_alpha_p_QSD_12(rng):
+    """The errors came from the BatchNorm underneath, naming 'weight', 'bias' and 'x'; they
+    name mprf_forward's own arguments."""
+    p, g, a = rng.normal(size=(4, 3, 5)), np.ones(3), np.zeros(3)
+    with pytest.raises(TypeError, match="gamma must be a float32 or float64 array"):
+        mprf_forward(p, np.ones(3, int), a)
+    with pytest.raises(ValueError, match=r"alpha must have shape \(3,\)"):
+        mprf_forward(p, g, np.zeros(4))
+    with pytest.raises(ValueError, match="gamma must be finite"):
+        mprf_forward(p, np.full(3, np.nan), a)
+    with pytest.raises(ValueError, match="p must have more than 1 value per channel"):
+        mprf_forward(np.ones((1, 3)), g, a)
+    y, cache = mprf_forward(p, g, a)
+    with pytest.raises(ValueError, match=r"dp_hat must have shape \(4, 3, 5\)"):
+        mprf_backward(np.ones((4, 3, 4)), cache)
+    with pytest.raises(ValueError, match="dp_hat must be finite"):
+        mprf_backward(np.full(y.shape, np.nan), cache)
+    with pytest.raises(TypeError, match="cache returned by mprf_forward"):
+        mprf_backward(y, "cache")

@@ -65,3 +65,24 @@ def test_a_measured_name_that_is_no_layer_is_rejected():
     cfg = create("bestformer-1-16-tiny", rng=np.random.default_rng(0)).config
     with pytest.raises(ValueError, match="no spike-input layer of tiny.*block.7.attn.q_conv"):
         records_from_config(cfg, 0.1, {"block.7.attn.q_conv": 0.1}, "tiny")
+
+
+@pytest.mark.parametrize("kw, exc, match", [({"T": 0}, ValueError, "T"), ({"T": "2"}, TypeError, "T"),
+                                            ({"T": 2, "e_mac": -1.0}, ValueError, "e_mac")])
+def test_energy_summary_bad_T_or_e_mac_is_named(kw, exc, match):
+    from refsnn.deploy.model_energy import energy_summary
+    from refsnn.deploy.energy import energy_report
+    from refsnn.deploy.ops import OpRecord
+    rows = energy_report([OpRecord("f", "linear", 100, 0.5, weight_bits=1)], T=2)
+    with pytest.raises(exc, match=match):
+        energy_summary(rows, **kw)
+
+
+def test_records_from_config_names_a_missing_key_or_a_non_dict_cfg():
+    from refsnn.deploy.energy_cli import records_from_config
+    cfg = dict(create("bestformer-1-16-tiny", rng=np.random.default_rng(0)).config)
+    del cfg["img_size_w"]
+    with pytest.raises(ValueError, match=r"cfg must have the keys.*missing \['img_size_w'\]"):
+        records_from_config(cfg)
+    with pytest.raises(TypeError, match="cfg must be a dict"):
+        records_from_config("bestformer-1-16-tiny")

@@ -107,6 +107,26 @@ def test_packed_linear_single_rows_and_leading_dims_BEST_7(seed, K, fill, lead):
         np.testing.assert_array_equal(packed_linear(ps, pw, fast=fast), expected)
 
 
+@given(seed=seeds, G=st.integers(1, 2), M=st.integers(1, 9), N=st.integers(1, 9),
+       W=st.integers(1, 11), signed=st.booleans())
+def test_popcount_kernel_equals_the_clear_popcount_gemm_for_every_word_count_BEST_7(
+        seed, G, M, N, W, signed):
+    """The kernel reduces four words per accumulator update and then the last ``W % 4`` one
+    at a time: W = 1..11 covers the tail alone (1..3), the four-word loop alone (4, 8) and
+    both (5..7, 9..11), on arbitrary words (every bit may be set), rows in blocks of four and
+    a short last block."""
+    from refsnn.deploy.packed import _popcount_gemm
+    rng = np.random.default_rng(seed)
+    words = lambda n: rng.integers(0, 2 ** 64, (G, n, W), dtype=np.uint64)   # noqa: E731
+    a, b = words(M), words(N)
+    clear = _popcount_gemm(a, b, signed, fast=False)
+    bits = lambda x: np.unpackbits(x.view(np.uint8), axis=-1).astype(np.int64)  # noqa: E731
+    and_counts = np.einsum("gmk,gnk->gmn", bits(a), bits(b))                # (G, M, N)
+    expected = 2 * and_counts - bits(a).sum(-1)[:, :, None] if signed else and_counts
+    np.testing.assert_array_equal(clear, expected)
+    np.testing.assert_array_equal(_popcount_gemm(a, b, signed, fast=True), clear)
+
+
 def test_kernel_column_chunks_and_short_row_block_exact_BEST_7(rng):
     """N = 600 spans three 256-column chunks (the last partial), M = 9 ends in a 1-row block."""
     S, B = spikes_of(rng, (9, 130)), weights_of(rng, (600, 130))

@@ -212,6 +212,8 @@ def test_other_objects_and_arguments_are_rejected():
     model = create("bestformer-1-16-tiny", rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="thresholds must be one of"):
         compile_packed(model, thresholds="fixed")
+    with pytest.raises(TypeError, match="fast must be True, False or None"):
+        compile_packed(model, fast="yes")                  # at compile time, not first forward
     model.params["block.0.attn.lambda_attn"][1] = 0.0
     with pytest.raises(UnsupportedModel, match="lambda_attn has an exact 0"):
         compile_packed(model, thresholds="integer")
@@ -253,3 +255,50 @@ def test_fused_bn_kernel_is_bitwise_the_clear_bn(seed, C, R):
                  rng.uniform(1e-3, 50, C), 1e-5, np.float32)
     z = rng.integers(-200, 200, (R, C)).astype(np.int32)
     assert np.array_equal(bn_apply(z, c, fast=True), bn_apply(z, c, fast=False))
+    big = rng.integers(-2 ** 31, 2 ** 31, (R, C)).astype(np.int32)   # float32(z) rounds beyond
+    assert np.array_equal(bn_apply(big, c, fast=True), bn_apply(big, c, fast=False))  # 2**24
+    Z = z.reshape(1, R, 1, C)[:, ::-1]                                # 4-d, not C-contiguous
+    assert np.array_equal(bn_apply(Z, c, fast=True), bn_apply(Z, c, fast=False))
+
+
+def test_an_empty_batch_or_time_axis_is_rejected_naming_x():
+    """B = 0 (or T = 0 in a (T, B, C, H, W) input) used to end in numpy's 'cannot reshape
+    array of size 0'; the packed path, eval_spikes and the energy helpers name x instead."""
+    from refsnn.deploy.model_energy import model_records
+    model = create("bestformer-1-16-tiny", rng=np.random.default_rng(0))
+    packed = compile_packed(model)
+    for x in (np.zeros((0, 3, 8, 8), np.float32), np.zeros((2, 0, 3, 8, 8), np.float32)):
+        for call in (packed.forward, lambda a: eval_spikes(model, a),
+                     lambda a: model_records(model, a)):
+            with pytest.raises(ValueError, match="x must hold at least one sample"):
+                call(x)
+    with pytest.raises(TypeError, match="x must be a float32 or float64 array"):
+        model_records(model, "abc")
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_bn_apply_with_the_wrong_channel_count_names_z(fast):
+    """The fused kernel read past the end of the constants (garbage in the last column) where
+    the clear path failed with numpy's broadcast message; both name z and the count now."""
+    from refsnn.deploy.packed_layers import bn_apply, bn_const
+    c = bn_const(np.ones(3), np.zeros(3), np.zeros(3), np.ones(3), 1e-5, np.float32)
+    with pytest.raises(ValueError, match=r"z must have 3 channels in axis -1, got shape \(2, 4\)"):
+        bn_apply(np.arange(8, dtype=np.int32).reshape(2, 4), c, fast=fast)
+    with pytest.raises(ValueError, match=r"z must have 3 channels in axis 0"):
+        bn_apply(np.zeros((2, 3), np.int32), c, axis=0, fast=fast)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_word_layers_with_a_word_count_other_than_the_weights_name_words(fast):
+    """(6, 1) words against weights packed from K = 130 (3 words) used to return a (6, 12)
+    array of nonsense; linear_words and conv2d_words name the mismatch."""
+    from refsnn.deploy.packed import pack_weights
+    from refsnn.deploy.packed_layers import conv2d_words, linear_words
+    rng = np.random.default_rng(0)
+    pw = pack_weights(np.where(rng.random((4, 130)) < 0.5, 1, -1))             # (4, 3) words
+    with pytest.raises(ValueError, match=r"words must have 3 words in the last axis.*\(6, 1\)"):
+        linear_words(np.zeros((6, 1), np.uint64), pw, fast)
+    from refsnn.deploy.packed_layers import packed_binary_weight
+    pc = packed_binary_weight(np.where(rng.random((2, 130, 3, 3)) < 0.5, 1, -1), "w")
+    with pytest.raises(ValueError, match=r"words must have 3 words in the last axis"):
+        conv2d_words(np.zeros((1, 4, 4, 2), np.uint64), pc, 1, fast)

@@ -83,3 +83,14 @@ def test_bad_arguments_are_named():
         compare_layers({"x": np.zeros(1)}, {"x": np.array(["s"])})
     with pytest.raises(ValueError, match="atol and rtol must be >= 0"):
         compare_layers({}, {}, atol=-1.0)
+
+
+def test_spike_differences_are_extra_plus_lost_even_for_non_binary_candidates():
+    """Against a spike reference every differing element is either an extra spike (the
+    reference is silent) or a lost one (the reference fires): ``n_diff = extra + lost``, also
+    when the candidate holds a non-binary value (0.5, NaN) -- such values used to be counted
+    as neither."""
+    ref = {"s": np.array([1.0, 1.0, 0.0, 0.0, 1.0])}
+    cand = {"s": np.array([0.5, 0.0, np.nan, 1.0, 1.0])}
+    d = compare_layers(cand, ref).first
+    assert (d.n_diff, d.extra, d.lost) == (4, 2, 2)

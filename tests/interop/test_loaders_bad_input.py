@@ -106,3 +106,34 @@ def test_spikingformer_requires_heads_T_and_its_unused_layernorms(spf_state):
                                            img_size_w=8, patch_size=4, sr_ratios=1)
     assert official.kwargs["mlp_ratios"] == 4 and official.kwargs["img_size_h"] == 8
     assert official(np.zeros((1, 3, 8, 8), np.float32)).dtype == np.float64
+
+
+def test_an_empty_batch_is_rejected_naming_the_argument(spf_state):
+    """B = 0 ended in numpy's 'cannot reshape array of size 0'; the loaders' modules name the
+    argument (the forward, the intermediates and the parts)."""
+    best = load_official_bestformer(BESTformer(embed_dims=16, num_heads=2, depths=1,
+                                               num_classes=3, T=4,
+                                               rng=np.random.default_rng(0)).state_dict())
+    empty = np.zeros((0, 3, 8, 8))
+    for call in (best, best.predict, best.intermediates):
+        with pytest.raises(ValueError, match="x must hold at least one sample"):
+            call(empty)
+    with pytest.raises(ValueError, match="X must hold at least one sample"):
+        best.patch_embed(np.zeros((4, 0, 3, 8, 8)))
+    with pytest.raises(ValueError, match="x1 must hold at least one sample"):
+        best.block(0, None, np.zeros((4, 0, 16, 2, 2)))
+    spf = load_official_spikingformer(spf_state, num_heads=2, T=2)
+    for call in (spf, spf.intermediates):
+        with pytest.raises(ValueError, match="x must hold at least one sample"):
+            call(empty)
+
+
+def test_numpy_scalar_keywords_are_accepted_like_python_numbers():
+    """``mlp_ratios=np.int64(4)`` (e.g. read from a config array) was refused as 'not a
+    positive number'."""
+    sd = BESTformer(embed_dims=16, num_heads=2, depths=1, num_classes=3, T=4, mlp_ratios=4,
+                    rng=np.random.default_rng(0)).state_dict()
+    for v in (np.int64(4), np.float32(4.0), 4, 4.0):
+        assert load_official_bestformer(sd, mlp_ratios=v).kwargs["mlp_ratios"] == 4
+    with pytest.raises(ValueError, match="mlp_ratios must be a positive number"):
+        load_official_bestformer(sd, mlp_ratios=np.bool_(True))

@@ -49,6 +49,26 @@ def test_spikingformer_state_dict_roundtrip_keeps_eval_logits_SPF_5(c, T):
     sd = {**src.state_dict(), **{f"block.{j}.norm{n}.{p}": np.ones(c["D"]) for j in range(c["L"])
                                  for n in (1, 2) for p in ("weight", "bias")}}
     official = load_official_spikingformer(sd, num_heads=c["heads"], T=T)
-    assert official.state_dict().keys() == src.state_dict().keys()
+    assert official.state_dict().keys() == sd.keys()
     x = rng.normal(0.0, 1.0, (2, 3, 8, 8))
     np.testing.assert_array_equal(official(x), src.forward(x, train=False)[0])
+
+
+def test_spikingformer_wrapper_state_dict_loads_again_with_the_unused_layernorms_SPF_5():
+    """``load(official.state_dict())`` works and returns the same arrays: the official module's
+    unused ``norm1``/``norm2`` LayerNorms are kept (torch's strict ``load_state_dict`` of the
+    official ``vit_snn`` needs them), not dropped."""
+    rng = np.random.default_rng(3)
+    src = Spikingformer(num_classes=3, embed_dim=16, depth=1, heads=2, T=2, rng=rng,
+                        dtype="float64")
+    norms = {f"block.0.norm{n}.{p}": rng.normal(size=16) for n in (1, 2) for p in ("weight", "bias")}
+    sd = {**src.state_dict(), **norms}
+    official = load_official_spikingformer(sd, num_heads=2, T=2)
+    out = official.state_dict()
+    assert out.keys() == sd.keys()
+    assert all(np.array_equal(out[k], sd[k]) for k in sd)
+    again = load_official_spikingformer(out, num_heads=2, T=2)
+    x = rng.normal(size=(1, 3, 8, 8))
+    np.testing.assert_array_equal(again(x), official(x))
+    out["block.0.norm1.weight"][0] = 7.0                        # copies, not views
+    assert official.state_dict()["block.0.norm1.weight"][0] != 7.0
