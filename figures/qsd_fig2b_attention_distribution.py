@@ -32,7 +32,7 @@ TITLE = ("Figure 2(b) analogue: Q-SDSA q/k/v scores, binary baseline (T=4 spike 
 
 CACHE = Path(__file__).with_name("qsd_fig2b_attention_distribution.cache.json")
 MODELS = {"snn-binary": {"b": 1, "T": 4, "mprf": False}, "ann": {"ann": True}}
-TRAINING = {"epochs": 15, "batch_size": 32, "lr": 3e-3}
+TRAINING = {"epochs": 15, "batch_size": 32, "lr": 3e-3, "subsample": 2000}
 PANELS = [("snn-binary", "counts"), ("ann", "membrane")]
 
 

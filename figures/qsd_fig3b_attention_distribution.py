@@ -37,7 +37,7 @@ MODELS = {"binary-T4": {"b": 1, "T": 4, "mprf": False},
           "ie-lif-b4": {"b": 4, "T": 1, "mprf": False},
           "ie-lif-b4-mprf": {"b": 4, "T": 1, "mprf": True},
           "ie-lif-b4-mprf-qsd11": {"b": 4, "T": 1, "mprf": True, "mprf_init": "max-entropy"}}
-TRAINING = {"epochs": 15, "batch_size": 32, "lr": 3e-3}
+TRAINING = {"epochs": 15, "batch_size": 32, "lr": 3e-3, "subsample": 2000}
 PANELS = [(m, "counts") for m in MODELS]
 
 

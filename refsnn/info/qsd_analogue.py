@@ -53,8 +53,7 @@ __all__ = ["CACHE_VERSION", "ie_lif_family", "model_kwargs", "init_mprf", "confi
            "virtual_time_steps_check"]
 
 #: bumped when the meaning of a cached result changes (it is part of the cache key)
-CACHE_VERSION = 1
-_N_SUBSAMPLE = 4000
+CACHE_VERSION = 2
 
 
 def ie_lif_family(b: int) -> dict:
@@ -112,12 +111,12 @@ def config_key(config: dict) -> str:
 
 def train_model(model, data, *, epochs: int, batch_size: int, lr: float,
                 rng: np.random.Generator) -> list[float]:
-    """Train in place (AdamW, cosine schedule, 1 warm-up epoch, LSQ step sizes clamped to
-    ``>= 1e-4``); returns the test accuracy after every epoch."""
+    """Train in place (AdamW, cosine schedule, 1 warm-up epoch unless ``epochs == 1``, LSQ step
+    sizes clamped to ``>= 1e-4``); returns the test accuracy after every epoch."""
     from ..train import (AdamW, CosineSchedule, cross_entropy_backward, cross_entropy_forward,
                          evaluate, iterate_minibatches, n_batches, no_decay_1d)
     opt = AdamW(weight_decay=0.01, no_decay=no_decay_1d(model.params))
-    sched = CosineSchedule(lr, total=epochs, warmup=1, unit="epoch",
+    sched = CosineSchedule(lr, total=epochs, warmup=min(1, epochs - 1), unit="epoch",
                            steps_per_epoch=n_batches(len(data.y_train), batch_size))
     step, acc = 0, []
     for _ in range(epochs):
@@ -140,11 +139,12 @@ def _counts_of(neuron, out: np.ndarray) -> np.ndarray:
 
 
 def record_scores(model, x: np.ndarray, rng: np.random.Generator, *,
-                  n_subsample: int = _N_SUBSAMPLE) -> dict:
+                  n_subsample: int = 1000) -> dict:
     """The q, k, v scores of block 0's Q-SDSA on images ``x`` (eval mode; module docstring).
 
     Returns ``{"counts": {level: number}, "membrane": [...], "product": [...]}`` (``counts``
-    only for spiking neurons), the subsamples drawn with ``rng``.
+    only for spiking neurons), the subsamples (``n_subsample`` values each, 5 significant
+    digits; none if 0) drawn with ``rng``.
     """
     from ..attention import attention_product_forward
     _, cache = model.forward(x, train=False)
@@ -169,12 +169,10 @@ def record_scores(model, x: np.ndarray, rng: np.random.Generator, *,
     if counts:
         levels, number = np.unique(np.concatenate(counts), return_counts=True)
         out["counts"] = {str(int(a)): int(c) for a, c in zip(levels, number)}
-    mem = np.concatenate(membranes)
-    out["membrane"] = [round(float(a), 6) for a in rng.choice(mem, min(n_subsample, mem.size),
-                                                              replace=False)]
-    out["product"] = [round(float(a), 6) for a in rng.choice(product,
-                                                             min(n_subsample, product.size),
-                                                             replace=False)]
+    n_subsample = check_int(n_subsample, "n_subsample", lo=0)
+    for key, values in (("membrane", np.concatenate(membranes)), ("product", product)):
+        pick = rng.choice(values, min(n_subsample, values.size), replace=False)
+        out[key] = [float(f"{a:.5g}") for a in pick]
     return out
 
 
@@ -182,7 +180,8 @@ def run_experiment(config: dict, *, progress=None) -> dict:
     """Train every model of ``config`` and record its scores (no cache; see :func:`load_or_run`).
 
     ``config``: ``{"seed": int, "epochs": int, "batch_size": int, "lr": float,
-    "models": {name: cell spec}}``; a cell spec is ``{"b", "T", "mprf"}`` or ``{"ann": true}``.
+    "subsample": int (optional, default 1000), "models": {name: cell spec}}``; a cell spec is
+    ``{"b", "T", "mprf"}`` (optionally ``"mprf_init": "max-entropy"``) or ``{"ann": true}``.
     Each model gets its own Generator from ``(seed, index)``.
     """
     from ..models.qsd import QSDTransformer
@@ -197,7 +196,8 @@ def run_experiment(config: dict, *, progress=None) -> dict:
         acc = train_model(model, data, epochs=int(config["epochs"]),
                           batch_size=int(config["batch_size"]), lr=float(config["lr"]), rng=rng)
         seconds = time.perf_counter() - t0
-        scores = record_scores(model, data.x_test, rng)
+        scores = record_scores(model, data.x_test, rng,
+                               n_subsample=int(config.get("subsample", 1000)))
         results[name] = {"spec": spec, "test_acc": acc, "train_seconds": round(seconds, 2),
                          **scores}
         if progress is not None:
@@ -275,10 +275,12 @@ def information_per_activation_bits(b: int, T: int) -> float:
 
 def virtual_time_steps_check(rng: np.random.Generator, b: int = 4, *, n: int = 64,
                              d_out: int = 8) -> dict:
-    """QSD-10 on random data: ``b W a == sum_k W s[k]`` with ``s = expand_to_spikes(a, b)``.
+    """QSD-10 on random data: ``W (b a) == sum_k W s[k]`` with ``s = expand_to_spikes(a, b)``.
 
     Draws IE-LIF outputs ``a`` in ``{0, 1/b, .., 1}`` (``n`` of them) and integer weights
-    ``W`` (``d_out, n``), so both sides are exact in float64.  Returns the largest absolute
+    ``W`` (``d_out, n``).  ``b a`` is the integer count (``(k / b) * b == k`` in float64 for
+    ``b <= 8``), so both sides are sums of integers, exact in float64; ``b (W @ a)`` itself would
+    carry rounding from the inexact ``k / b``.  Returns the largest absolute
     difference (0.0 when the law holds), the number of virtual steps and of spikes.
 
     >>> virtual_time_steps_check(np.random.default_rng(0))["max_abs_diff"]
@@ -289,7 +291,7 @@ def virtual_time_steps_check(rng: np.random.Generator, b: int = 4, *, n: int = 6
     a = rng.integers(0, b + 1, size=n) / b                      # (n,) multi-bit activations
     W = rng.integers(-8, 9, size=(d_out, n)).astype(np.float64)   # (d_out, n)
     s = expand_to_spikes(a, b)                                  # (b, n) binary virtual steps
-    lhs = b * (W @ a)                                           # (d_out,)
+    lhs = W @ (b * a)                                           # (d_out,)
     rhs = sum(W @ s[k] for k in range(b))                       # (d_out,)
     return {"b": b, "virtual_steps": int(s.shape[0]), "spikes": int(s.sum()),
             "max_abs_diff": float(np.max(np.abs(lhs - rhs)))}
