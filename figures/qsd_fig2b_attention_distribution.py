@@ -96,8 +96,10 @@ def draw(hist: list[dict], stats_rows: list[dict], path: Path) -> None:
         s = st[model, var]
         what = "spike count over T = 4 (q, k, v)" if var == "counts" else \
             "q, k, v projection before ReLU"
-        ax.set_title(f"{model}: {what}\nH = {s['entropy']:.3f} bits, BC = {s['bimodality']:.3f}, "
-                     f"KS = {s['ks_normal']:.3f}, acc {s['test_acc']:.2f}", fontsize=9)
+        kind = "H" if var == "counts" else "h (histogram)"
+        ax.set_title(f"{model}: {what}\n{kind} = {s['entropy']:.3f} bits (normal, same std: "
+                     f"{s['gaussian_entropy']:.3f}), BC = {s['bimodality']:.3f}, "
+                     f"KS = {s['ks_normal']:.3f}, acc {s['test_acc']:.2f}", fontsize=8.5)
         ax.set_xlabel("score")
         ax.legend(fontsize=8)
     axes[0].set_ylabel("density")

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from refsnn.figures import write_csv
+from refsnn.info import lattice_uniform_bimodality
 from refsnn.info.qsd_analogue import load_or_run, score_samples, statistics_rows
 
 NAME = "qsd-fig3b-attention-distribution"
@@ -106,7 +107,9 @@ def draw(hist: list[dict], stats_rows: list[dict], path: Path) -> None:
     axes[0].set_ylabel("density")
     fig.suptitle(f"QSD-F3b (small-scale analogue, digits, "
                  f"{TRAINING['epochs']} epochs): Q-SDSA scores before and after "
-                 "IE-LIF + MPRF (BC > 5/9 suggests bimodality; normal: 1/3)", fontsize=10)
+                 f"IE-LIF + MPRF (BC: normal 1/3; a flat law on 5 points "
+                 f"{lattice_uniform_bimodality(5):.3f}; max H = log2 5 = {np.log2(5):.3f} bits)",
+                 fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from .entropy import as_values, plugin_entropy, value_set_size
+from .entropy import as_values, histogram_entropy, plugin_entropy, value_set_size
 
 __all__ = ["bimodality_coefficient", "ks_normal_distance", "score_statistics",
            "lattice_uniform_bimodality", "BIMODAL_THRESHOLD"]
@@ -135,7 +135,7 @@ def ks_normal_distance(x) -> float:
     return float(max(np.max(np.abs(last / n - cdf)), np.max(np.abs(cdf - first / n))))
 
 
-def score_statistics(x, *, base=2) -> dict:
+def score_statistics(x, *, base=2, discrete: bool = True) -> dict:
     """Shape and information statistics of an attention-score sample (QSD-F2b, QSD-F3b, QSD-11).
 
     Parameters
@@ -143,13 +143,19 @@ def score_statistics(x, *, base=2) -> dict:
     x : array_like
         Samples (flattened), finite, at least 4 and not all equal.
     base : float
-        Log base of the entropy (default bits).
+        Log base of the entropies (default bits).
+    discrete : bool
+        ``True``: ``entropy`` is the plug-in entropy of the values (spike counts, levels);
+        ``False``: the histogram estimate of the differential entropy
+        (:func:`~refsnn.info.histogram_entropy`, Freedman-Diaconis bins), for real values.
 
     Returns
     -------
     dict
         ``n`` samples, ``distinct`` values (:func:`~refsnn.info.value_set_size`), ``entropy``
-        (plug-in, of the values; meaningful for discrete scores), ``mean``, ``std``, ``skew``,
+        (see ``discrete``), ``gaussian_entropy`` (``0.5 log(2 pi e s^2)`` of the sample std
+        ``s``, QSD-P2; for counts on a unit lattice the CLT limit of QSD-P1), ``mean``, ``std``,
+        ``skew``,
         ``excess_kurtosis``, ``bimodality`` (:func:`bimodality_coefficient`), ``bimodal``
         (``bimodality > 5/9``), ``ks_normal`` (:func:`ks_normal_distance`) and
         ``fraction_at_min`` (the share of samples equal to the minimum: the 'never fires' mode).
@@ -161,11 +167,13 @@ def score_statistics(x, *, base=2) -> dict:
     >>> s["distinct"], round(s["entropy"], 3), s["bimodal"], s["fraction_at_min"]
     (5, 1.695, True, 0.4)
     """
+    from .capacity import gaussian_entropy
     v = _sample(x)
     n = v.size
     bc = bimodality_coefficient(v)
-    return {"n": int(n), "distinct": int(value_set_size(v)),
-            "entropy": plugin_entropy(v, base=base), "mean": float(v.mean()),
+    h = plugin_entropy(v, base=base) if discrete else histogram_entropy(v, "fd", base=base)
+    return {"n": int(n), "distinct": int(value_set_size(v)), "entropy": h,
+            "gaussian_entropy": gaussian_entropy(v.std(ddof=1), base=base), "mean": float(v.mean()),
             "std": float(v.std(ddof=1)), "skew": float(stats.skew(v, bias=False)),
             "excess_kurtosis": float(stats.kurtosis(v, bias=False)),
             "bimodality": bc, "bimodal": bool(bc > BIMODAL_THRESHOLD),

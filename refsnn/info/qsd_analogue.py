@@ -243,14 +243,15 @@ def score_samples(result: dict, variable: str) -> np.ndarray:
 
 def statistics_rows(results: dict, variables=("counts", "membrane", "product")) -> list[dict]:
     """One row per (model, variable) with :func:`refsnn.info.score_statistics` (QSD-F2b,
-    QSD-F3b), the model's spec and its final test accuracy."""
+    QSD-F3b; plug-in entropy for the counts, histogram entropy for the real-valued membranes
+    and products), the model's spec and its final test accuracy."""
     from .distribution import score_statistics
     rows = []
     for name, r in sorted(results.items()):
         for var in variables:
             if var == "counts" and "counts" not in r:
                 continue
-            st = score_statistics(score_samples(r, var))
+            st = score_statistics(score_samples(r, var), discrete=var == "counts")
             rows.append({"model": name, "spec": json.dumps(r["spec"], sort_keys=True),
                          "variable": var, **{k: (round(v, 6) if isinstance(v, float) else v)
                                               for k, v in st.items()},
