@@ -84,7 +84,7 @@ def draw(hist: list[dict], stats_rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     st = {(r["model"], r["variable"]): r for r in stats_rows}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 4))
     for ax, (model, var) in zip(axes, PANELS):
         sel = [r for r in hist if r["model"] == model and r["variable"] == var]
         left = np.array([r["bin_left"] for r in sel])
