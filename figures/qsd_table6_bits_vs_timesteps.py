@@ -19,7 +19,8 @@ comparison column only.  The exact part, computed by the library:
 
 Results are cached in ``qsd_table6_bits_vs_timesteps.cache.json`` beside this script, keyed on a
 hash of the configuration; ``--retrain`` or a changed configuration trains again (about 30 s of
-CPU unloaded; each cell is one seed, so differences of a few points are noise).  Run with ``refsnn figures qsd-table6-bits-vs-timesteps``.
+CPU unloaded; each cell is one seed, so differences of a few points are noise).
+Run with ``refsnn figures qsd-table6-bits-vs-timesteps``.
 """
 from __future__ import annotations
 

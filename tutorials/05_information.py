@@ -127,7 +127,9 @@ for rho in rhos:
     exact.append(-0.5 * np.log(1 - rho ** 2) + 0.0)
     ksg.append(ksg_mutual_information(x, y, k=5))
 err = np.abs(np.array(ksg) - np.array(exact))
-print("rho    exact    KSG:", *(f"\n{r:.2f}  {e:.4f}  {k:.4f}" for r, e, k in zip(rhos, exact, ksg)))
+print("rho    exact    KSG:")
+for rho, e, k in zip(rhos, exact, ksg):
+    print(f"{rho:.2f}  {e:.4f}  {k:.4f}")
 assert err.max() < 0.05                                      # KSG std at n=3000 is ~0.01-0.02
 
 # %% [markdown]
@@ -162,7 +164,8 @@ assert np.array_equal(np.unique(all_spikes @ B[0]), np.arange(lo[0], hi[0] + 1))
 chain = {w: {r["variable"]: r for r in chain_value_sets(rng, weights=w)}
          for w in ("binary", "float")}
 for v in ("S", "W", "Y", "X_out"):
-    print(f"{v:6}  binary {chain['binary'][v]['set_size']:6}   float {chain['float'][v]['set_size']:6}")
+    b_size, f_size = chain["binary"][v]["set_size"], chain["float"][v]["set_size"]
+    print(f"{v:6}  binary {b_size:6}   float {f_size:6}")
 Kc = chain["binary"]["Y"]["fan_in"]
 assert chain["binary"]["Y"]["max_per_channel"] <= Kc + 1
 assert chain["float"]["X_out"]["set_size"] > 50 * chain["binary"]["X_out"]["set_size"]
@@ -250,7 +253,8 @@ gaps = np.array([binomial_entropy_gap(t, r) for t in Ts])
 ks = np.array([ks_normal_distance(rng.binomial(t, r, size=20000)) for t in Ts])
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
 axes[0].loglog(Ts, np.abs(gaps), "o-", label="|H(Binomial) - h(normal)|")
-axes[0].loglog(Ts, (1 - 4 * r * (1 - r)) / (12 * Ts * r * (1 - r)), "k--", label="1/(12 T r q) term")
+axes[0].loglog(Ts, (1 - 4 * r * (1 - r)) / (12 * Ts * r * (1 - r)), "k--",
+               label="(1 - 4rq) / (12 T r q) term")
 axes[0].set_xlabel("T")
 axes[0].set_ylabel("nats")
 axes[0].legend(fontsize=8)

@@ -394,11 +394,13 @@ def ie_lif_max_entropy_mprf(b) -> tuple[float, float, float]:
     """The MPRF ``(gamma, alpha)`` that maximise the IE-LIF score entropy, and that entropy
     (QSD-11, QSD-12).
 
-    Maximises :func:`ie_lif_entropy` ``(mprf=(gamma, alpha))`` in nats: by the symmetry of the
-    levels ``0..b`` the optimum has ``alpha = b / 2``, and ``gamma > 0`` is found by a bounded
+    Maximises :func:`ie_lif_entropy` ``(mprf=(gamma, alpha))`` in nats.  The entropy is
+    symmetric under ``alpha -> b - alpha``; ``alpha = b / 2`` is taken (a grid over both
+    parameters finds nothing better, see the tests), and ``gamma > 0`` is found by a bounded
     scalar search on ``(0.05, 4 b)``.  For ``b = 1`` every ``gamma`` gives ``log 2`` (the cell
-    edge sits at the mean), so ``gamma = 1`` is returned.  Units are those of QSD Eq. 9 (levels at the integers);
-    for the official gain-``b`` quantiser ``floor(clip(b x, 0, b) + 1/2)`` divide both by ``b``.
+    edge sits at the mean), so ``gamma = 1`` is returned.  Units are those of QSD Eq. 9 (levels
+    at the integers); for the official gain-``b`` quantiser ``floor(clip(b x, 0, b) + 1/2)``
+    divide both by ``b``.
 
     Parameters
     ----------

@@ -48,8 +48,9 @@ import numpy as np
 
 from .._checks import check_int
 
-__all__ = ["CACHE_VERSION", "ie_lif_family", "model_kwargs", "init_mprf", "config_key", "train_model",
-           "record_scores", "run_experiment", "score_samples", "statistics_rows", "load_or_run", "information_per_activation_bits",
+__all__ = ["CACHE_VERSION", "ie_lif_family", "model_kwargs", "init_mprf", "config_key",
+           "train_model", "record_scores", "run_experiment", "score_samples", "statistics_rows",
+           "load_or_run", "information_per_activation_bits",
            "virtual_time_steps_check"]
 
 #: bumped when the meaning of a cached result changes (it is part of the cache key)
@@ -259,7 +260,7 @@ def statistics_rows(results: dict, variables=("counts", "membrane", "product")) 
     return rows
 
 
-# -- the exact part of Table 6 (QSD-T6, QSD-10) -----------------------------------------------------
+# -- the exact part of Table 6 (QSD-T6, QSD-10) -------------------------------------------------
 def information_per_activation_bits(b: int, T: int) -> float:
     """Most information one activation can carry over a run: ``T log2(b + 1)`` bits (QSD-T6).
 
