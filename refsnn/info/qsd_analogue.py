@@ -206,9 +206,11 @@ def run_experiment(config: dict, *, progress=None) -> dict:
     return results
 
 
-def load_or_run(config: dict, cache_path, *, retrain: bool = False, progress=None) -> dict:
-    """Results of :func:`run_experiment` from the JSON cache at ``cache_path`` if its key
-    matches ``config`` (and ``retrain`` is false); otherwise run, write the cache, return.
+def load_or_run(config: dict, cache_path, *, retrain: bool = False, progress=None,
+                run=None) -> dict:
+    """Results of :func:`run_experiment` (or of ``run(config, progress=...)``) from the JSON
+    cache at ``cache_path`` if its key matches ``config`` (and ``retrain`` is false); otherwise
+    run, write the cache, return.
 
     The returned dict has ``key``, ``config``, ``results`` and ``from_cache`` (bool).
     """
@@ -221,7 +223,7 @@ def load_or_run(config: dict, cache_path, *, retrain: bool = False, progress=Non
             cached = None
         if isinstance(cached, dict) and cached.get("key") == key:
             return {**cached, "from_cache": True}
-    results = run_experiment(config, progress=progress)
+    results = (run or run_experiment)(config, progress=progress)
     record = {"key": key, "config": config, "results": results}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")

@@ -37,7 +37,8 @@ import numpy as np
 from .._checks import check_choice, check_int, check_rng
 from .entropy import value_set_size
 
-__all__ = ["binary_conv_value_range", "chain_value_sets", "CHAIN_VARIABLES"]
+__all__ = ["binary_conv_value_range", "chain_value_sets", "tokenizer_value_sets",
+           "CHAIN_VARIABLES"]
 
 #: the variables of the chain, in order, with what each is
 CHAIN_VARIABLES = {
@@ -162,3 +163,58 @@ def chain_value_sets(rng: np.random.Generator, *, weights: str = "binary", T: in
              "set_size": int(value_set_size(a)), "max_per_channel": mpc, "bound": bnd,
              "bound_per_channel": bpc, "n_elements": int(a.size), "fan_in": K}
             for name, (a, mpc, bnd, bpc) in values.items()]
+
+
+def tokenizer_value_sets(tok, x) -> list[dict]:
+    """Set sizes along the chains of a (trained) BESTformer tokenizer, evaluation mode (BEST-F2).
+
+    ``tok`` is a :class:`refsnn.models.tokenizer.SpikingTokenizer` (e.g. ``model.patch_embed``);
+    ``x`` its input ``(T, B, C, H, W)``.  For every stage ``s = 1..4`` -- ``X_{s-1}`` (the previous
+    unit's BN output), ``U`` (the LIF potential after charge), ``S`` (its spikes), the conv's
+    effective weight ``W`` (``B_W`` for binary stages), ``Y = W (x) [MaxPool] S`` and
+    ``X_s = BN(Y)`` -- rebuilt from the tokenizer's public parts (its neuron, pools, units,
+    params and buffers) and checked against the tokenizer's own forward.
+
+    Returns
+    -------
+    list of dict
+        One row per (stage, variable): ``stage``, ``variable``, ``set_size``,
+        ``max_per_channel``, ``bound_per_channel`` (``P_c + M_c + 1`` maximum for binary ``Y``
+        and ``X_out``, 2 for ``S``, -1 otherwise), ``fan_in`` and ``weights``.
+    """
+    from ..layers.conv import conv2d_forward
+    from ..layers.pool import maxpool2d_forward
+    from ..quant.binarize import binarize_forward
+    y_tok, cache = tok.forward(x, train=False)
+    T, B = cache.TB
+    z = tok.units[0].forward(tok.params, tok.buffers,
+                             np.asarray(x).reshape((T * B,) + np.shape(x)[2:]), False)[0]
+    rows = []
+    ch5, ch4 = (0, 1, 3, 4), (0, 2, 3)
+    for s in range(1, 5):
+        unit = tok.units[s]
+        Z = z.reshape((T, B) + z.shape[1:])                              # X_{s-1}
+        S, nc = tok.neuron.forward(Z)
+        U = nc[0].H if isinstance(nc, tuple) and hasattr(nc[0], "H") else Z
+        m = S.reshape((T * B,) + S.shape[2:])
+        if tok.pool[s]:
+            m, _ = maxpool2d_forward(m, 3, 2, 1)
+        W = tok.params[f"{unit.name}_conv.weight"]
+        if unit.weights == "binary":
+            W = binarize_forward(W, "bestformer-official")[0]
+        Y, _ = conv2d_forward(m, W.astype(m.dtype), None, 1, 1)          # (T*B, C_out, h, w)
+        z = unit.forward(tok.params, tok.buffers, m, False)[0]          # X_s = BN(Y)
+        binary = unit.weights == "binary"
+        b_y = int(binary_conv_value_range(W)[2].max()) if binary else -1
+        K = int(np.prod(W.shape[1:]))
+        for name, a, axes, bound in (("X_in", Z, ch5, -1), ("U", U, ch5, -1), ("S", S, ch5, 2),
+                                     ("W", W, (1, 2, 3), 3 if binary else -1),
+                                     ("Y", Y, ch4, b_y), ("X_out", z, ch4, b_y)):
+            rows.append({"stage": s, "variable": name, "weights": unit.weights,
+                         "set_size": int(value_set_size(a)),
+                         "max_per_channel": int(np.max(value_set_size(a, axis=axes))),
+                         "bound_per_channel": bound, "fan_in": K})
+    if not np.allclose(z.reshape(y_tok.shape), y_tok):
+        raise RuntimeError("tokenizer_value_sets: the rebuilt chain does not reproduce the "
+                           "tokenizer's output")
+    return rows

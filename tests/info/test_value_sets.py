@@ -85,3 +85,46 @@ def test_figure_fig2_value_sets_writes_png_csv_within_bounds_BEST_F2(tmp_path):
     assert s["X_out_float_digits"] > 50 * s["X_out_binary_digits"]
     header = (tmp_path / f"{fig.name}.csv").read_text().splitlines()[0]
     assert header.startswith("panel,input,weights,variable,what,set_size")
+
+
+@pytest.mark.parametrize("weights", ["binary", "float"])
+def test_tokenizer_value_sets_rebuild_the_stages_and_obey_the_bounds_BEST_F2(rng, weights):
+    """The chain rebuilt from the tokenizer's parts reproduces its output (else RuntimeError);
+    binary stages keep Y and BN(Y) within P_c + M_c + 1 values per channel."""
+    from refsnn.info.value_sets import tokenizer_value_sets
+    from refsnn.models.tokenizer import SpikingTokenizer
+    tok = SpikingTokenizer(1, 16, weights=weights, rng=rng, dtype=np.float64)
+    x = rng.normal(0.0, 3.0, (4, 6, 1, 16, 16))                       # strong enough to fire
+    rows = tokenizer_value_sets(tok, x)
+    assert [(r["stage"], r["variable"]) for r in rows[:6]] == [
+        (1, v) for v in ("X_in", "U", "S", "W", "Y", "X_out")]
+    by = {(r["stage"], r["variable"]): r for r in rows}
+    assert by[1, "S"]["set_size"] == 2 and by[1, "Y"]["fan_in"] == 2 * 9
+    for r in rows:
+        if r["bound_per_channel"] >= 0:
+            assert r["max_per_channel"] <= r["bound_per_channel"], r
+    if weights == "binary":
+        assert by[1, "Y"]["max_per_channel"] <= 2 * 9 + 1 and by[2, "W"]["set_size"] <= 3
+    else:
+        assert by[2, "W"]["set_size"] == tok.params["block2_conv.weight"].size
+
+
+def test_figure_fig2_trained_analogue_replots_from_its_cache_within_bounds_BEST_F2(tmp_path):
+    import json
+    import sys
+    from refsnn.figures import DEFAULT_SEED, figure_rng
+    from refsnn.info.qsd_analogue import config_key
+    fig = load_figure(REPO / "figures" / "bestformer_fig2_value_sets_trained.py")
+    assert (fig.paper_item, fig.kind) == ("BEST-F2", "small-scale analogue")
+    module = sys.modules["refsnn_figure_bestformer_fig2_value_sets_trained"]
+    key = config_key(module.config(figure_rng(DEFAULT_SEED, fig.name)))
+    assert json.loads(module.CACHE.read_text())["key"] == key, \
+        f"{module.CACHE.name} is stale: run refsnn figures {fig.name} --retrain and commit it"
+    run = run_figure(fig, tmp_path, seed=DEFAULT_SEED)
+    assert run.summary["from_cache"] is True and run.summary["binary_within_bounds"] is True
+    import csv
+    with (tmp_path / f"{fig.name}.csv").open(newline="") as f:
+        rows = {(r["model"], int(r["stage"]), r["variable"]): int(r["set_size"])
+                for r in csv.DictReader(f)}
+    for s in range(1, 5):                                       # float weights: many more values
+        assert rows["float", s, "W"] > 10 * rows["binary", s, "W"]
