@@ -10,8 +10,8 @@ the tokenizer's first layer, repeated over T = 4).  The binary chain's sizes obe
 (:mod:`refsnn.info.value_sets`): ``S`` 2 values, ``B_W`` at most 3, ``Y`` at most ``P_c + M_c + 1
 <= K + 1`` per output channel (``K = 9 C_in`` inputs) and ``2K + 1`` overall, ``X = BN(Y)`` the same
 per channel; the figure draws each size with its bound.  The right panel sweeps the fan-in ``K``.
-No trained model is used: the bounds are structural, and training tiny BESTformers belongs to the
-train helper's figures (the trained analogue is not made here).
+No trained model is used here: the bounds are structural.  The same counts on the tokenizers of
+tiny BESTformers trained on digits are ``bestformer-fig2-value-sets-trained``.
 Run with ``refsnn figures bestformer-fig2-value-sets``.
 """
 from __future__ import annotations

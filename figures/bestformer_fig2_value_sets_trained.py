@@ -5,7 +5,7 @@ full-precision twin, both trained briefly on the digits.
 The paper measures ImageNet-trained Bestformer-8-512.  Here ``bestformer-1-16-tiny`` (binary
 tokenizer convs, BEST-5/6) and ``bestformer-1-16-tiny-fp`` (the same model with float convs) are
 trained for a few epochs on the digits (16x16, 1 channel, T = 4, float64 -- in float32 the
-reversible backprop of this tiny model stopped on a spike flip, see the train helper's notes) with
+binary model's reversible backprop raised ReconstructionMismatch, a spike flip in block 0) with
 :func:`refsnn.train.train`, and :func:`refsnn.info.value_sets.tokenizer_value_sets` counts the
 distinct values of ``X_{s-1}``, ``U``, ``S``, ``W``, ``Y = W (x) S`` and ``X_s = BN(Y)`` of stage
 ``s = 1..4`` on 64 test images in evaluation mode.  The binary stages obey the closed-form bound
