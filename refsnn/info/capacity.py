@@ -39,7 +39,8 @@ from .entropy import as_values, entropy_of_probs, log_base
 
 __all__ = ["capacity", "binary_capacity_bits", "ternary_capacity_bits",
            "quantized_capacity_bits", "float_value_count", "float_capacity_bits",
-           "gaussian_entropy", "binomial_entropy_gap", "ie_lif_level_probs", "ie_lif_entropy"]
+           "gaussian_entropy", "binomial_entropy_gap", "ie_lif_level_probs", "ie_lif_entropy",
+           "nonnegative_float_value_count", "capacity_table", "ie_lif_max_entropy_mprf"]
 
 
 # -- representational capacity (A2-19..21) ------------------------------------------------------
@@ -142,6 +143,76 @@ def float_capacity_bits(shape, dtype=np.float32) -> float:
     31.9944
     """
     return _n_elements(shape) * math.log2(float_value_count(dtype))
+
+
+def nonnegative_float_value_count(dtype=np.float32) -> int:
+    """Number of distinct non-negative non-NaN values of an IEEE float dtype (a ReLU output).
+
+    The ``2^(e+m)`` patterns with sign bit 0 less the ``2^m - 1`` positive NaNs: ``+0`` (equal
+    to ``-0``), the finite positives and ``+inf``::
+
+        count = 2^(e+m) - 2^m + 1              (float32: 2^31 - 2^23 + 1)
+
+    >>> nonnegative_float_value_count(np.float16)
+    31745
+    """
+    total = float_value_count(dtype)                    # validates dtype
+    return (total + 1) // 2                             # the values other than 0 pair up by sign
+
+
+#: the representations of :func:`capacity_table`: (key, what, SPEC ID, levels per element)
+_REPRESENTATIONS = [
+    ("binary", "binary spikes {0, 1} (Q of A2OS2A, A2-20)", "A2-20", lambda: 2),
+    ("ternary", "ternary spikes {-1, 0, 1} (V of A2OS2A, A2-25)", "A2-19", lambda: 3),
+    ("ie-lif-b4", "IE-LIF levels {0, 1/4, .., 1} (QSD-9, b = 4)", "A2-19", lambda: 5),
+    ("int4", "4-bit integers (2^4 levels)", "A2-21", lambda: 2 ** 4),
+    ("int8", "8-bit integers (2^8 levels)", "A2-21", lambda: 2 ** 8),
+    ("relu-float32", "non-negative float32 (ReLU K of A2OS2A, A2-23)", "A2-19",
+     lambda: nonnegative_float_value_count(np.float32)),
+    ("float32", "float32, distinct values", "A2-21", lambda: float_value_count(np.float32)),
+    ("float32-paper", "float32 as A2OS2A Eq. 21 counts it (2^32 bit patterns)", "A2-21",
+     lambda: 2 ** 32),
+]
+
+
+def capacity_table(shape) -> list[dict]:
+    """Capacity ``C = n log2 L`` (bits) of a feature map of each representation (A2-19..21).
+
+    One row per representation of a map of ``n = prod(shape)`` elements: binary (A2-20), ternary
+    (A2-25), IE-LIF with ``b = 4`` (5 levels), 4- and 8-bit integers, non-negative float32 (a
+    ReLU map, A2OS2A's K), float32 counted exactly (:func:`float_value_count`) and as the
+    paper's Eq. 21 counts it (32 bits).  All exact: ``L`` is an integer and ``log2`` of it is
+    computed by :func:`capacity`.
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+        The map's shape, e.g. ``(C, H, W)``.
+
+    Returns
+    -------
+    list of dict
+        Keys ``representation``, ``what``, ``spec``, ``levels`` (``L``, an int),
+        ``bits_per_element`` (``log2 L``), ``n_elements``, ``capacity_bits`` (``n log2 L``) and
+        ``ratio_to_binary``.
+
+    Examples
+    --------
+    >>> rows = {r["representation"]: r for r in capacity_table((2, 2, 2))}
+    >>> rows["binary"]["capacity_bits"], rows["float32-paper"]["capacity_bits"]
+    (8.0, 256.0)
+    >>> round(rows["ternary"]["bits_per_element"], 4), round(rows["float32"]["bits_per_element"], 4)
+    (1.585, 31.9944)
+    """
+    n = _n_elements(shape)
+    rows = []
+    for key, what, spec, levels in _REPRESENTATIONS:
+        L = levels()
+        per = capacity(L, 1, base=2)
+        rows.append({"representation": key, "what": what, "spec": spec, "levels": L,
+                     "bits_per_element": per, "n_elements": n, "capacity_bits": n * per,
+                     "ratio_to_binary": per})
+    return rows
 
 
 # -- Gaussian laws (QSD-P2, QSD-P1) ---------------------------------------------------------------
@@ -317,3 +388,41 @@ def ie_lif_entropy(mu, sigma, b, *, mprf=None, base=None) -> float:
     return entropy_of_probs(ie_lif_level_probs(mu, sigma, b, mprf=mprf), base)
 
 
+
+
+def ie_lif_max_entropy_mprf(b) -> tuple[float, float, float]:
+    """The MPRF ``(gamma, alpha)`` that maximise the IE-LIF score entropy, and that entropy
+    (QSD-11, QSD-12).
+
+    Maximises :func:`ie_lif_entropy` ``(mprf=(gamma, alpha))`` in nats.  The entropy is
+    symmetric under ``alpha -> b - alpha``; ``alpha = b / 2`` is taken (a grid over both
+    parameters finds nothing better, see the tests), and ``gamma > 0`` is found by a bounded
+    scalar search on ``(0.05, 4 b)``.  For ``b = 1`` every ``gamma`` gives ``log 2`` (the cell
+    edge sits at the mean), so ``gamma = 1`` is returned.  Units are those of QSD Eq. 9 (levels
+    at the integers); for the official gain-``b`` quantiser ``floor(clip(b x, 0, b) + 1/2)``
+    divide both by ``b``.
+
+    Parameters
+    ----------
+    b : int
+        Largest level, >= 1.
+
+    Returns
+    -------
+    gamma, alpha, entropy : float
+
+    Examples
+    --------
+    >>> g, a, h = ie_lif_max_entropy_mprf(4)
+    >>> round(g, 3), a, round(h, 4), round(float(np.log(5)), 4)
+    (1.797, 2.0, 1.6079, 1.6094)
+    """
+    from scipy.optimize import minimize_scalar
+    b = check_int(b, "b", lo=1)
+    alpha = b / 2.0
+    if b == 1:
+        return 1.0, alpha, ie_lif_entropy(0.0, 1.0, 1, mprf=(1.0, alpha))
+    res = minimize_scalar(lambda g: -ie_lif_entropy(0.0, 1.0, b, mprf=(g, alpha)),
+                          bounds=(0.05, 4.0 * b), method="bounded",
+                          options={"xatol": 1e-6})
+    return float(res.x), alpha, float(-res.fun)

@@ -281,3 +281,45 @@ def test_bad_law_arguments_are_rejected_naming_them():
         ie_lif_entropy(0.0, 1.0, 4, mprf=1.0)
     with pytest.raises(ValueError, match="alpha must be finite"):
         ie_lif_entropy(0.0, 1.0, 4, mprf=(1.0, np.inf))
+
+
+# -- the capacity table and figure (A2-19..21) -----------------------------------------------------
+def test_nonnegative_float16_values_by_enumerating_every_bit_pattern_A2_19():
+    """A ReLU map's values: the non-negative non-NaN float16 values, counted by brute force."""
+    from refsnn.info import nonnegative_float_value_count
+    v = np.arange(2**16, dtype=np.uint16).view(np.float16)
+    v = v[~np.isnan(v)]
+    assert np.unique(v[v >= 0]).size == nonnegative_float_value_count(np.float16)
+    assert nonnegative_float_value_count(np.float32) == 2**31 - 2**23 + 1
+
+
+def test_capacity_table_is_n_log2_L_for_every_representation_A2_19_A2_20_A2_21():
+    from refsnn.info import capacity_table
+    shape = (384, 8, 8)
+    n = math.prod(shape)
+    rows = {r["representation"]: r for r in capacity_table(shape)}
+    assert rows["binary"]["capacity_bits"] == binary_capacity_bits(shape) == n         # Eq. 20
+    assert rows["float32-paper"]["capacity_bits"] == quantized_capacity_bits(shape, 32)  # Eq. 21
+    assert rows["ternary"]["capacity_bits"] == pytest.approx(ternary_capacity_bits(shape))
+    assert rows["float32"]["capacity_bits"] == pytest.approx(float_capacity_bits(shape))
+    assert rows["ie-lif-b4"]["levels"] == 5 and rows["int8"]["bits_per_element"] == 8.0
+    for r in rows.values():
+        assert r["capacity_bits"] == pytest.approx(n * math.log2(r["levels"]), rel=1e-12)
+    order = [r["bits_per_element"] for r in capacity_table(1)]
+    assert order == sorted(order)                                    # rows from least to most
+
+
+def test_figure_a2os2a_capacity_writes_png_and_csv_A2_19(tmp_path):
+    import csv
+    from pathlib import Path
+    from refsnn.figures import load_figure, run_figure
+    fig = load_figure(Path(__file__).resolve().parents[2] / "figures" / "a2os2a_capacity.py")
+    assert (fig.name, fig.paper_item, fig.kind) == ("a2os2a-capacity", "A2-19", "exact")
+    run = run_figure(fig, tmp_path, seed=0)
+    assert run.summary["binary_bits"] == 384 * 64
+    assert run.summary["float32_paper_bits"] == 32 * 384 * 64
+    with (tmp_path / "a2os2a-capacity.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:                              # the uniform law on the L values reaches log2 L
+        if int(r["levels"]) <= 256:
+            assert float(r["uniform_entropy_bits"]) == pytest.approx(float(r["bits_per_element"]))

@@ -1,0 +1,121 @@
+"""QSD Figure 3(b) (QSD-F3b), small-scale analogue: the Q-SDSA score distribution before and after
+the IE-LIF (QSD-9) and MPRF (QSD-12), each with the normal density of the same mean and standard
+deviation drawn over it.
+
+The paper compares Q-SDSA on ImageNet before and after IE-LIF + FGD.  Here four tiny
+QSD-Transformers are trained for a few epochs on the digits (:mod:`refsnn.info.qsd_analogue`),
+all on the count lattice ``{0, .., 4}``: the binary baseline (``b = 1``, ``T = 4``, no MPRF), the
+IE-LIF with ``b = 4`` at ``T = 1`` without MPRF, with MPRF at its default initialisation
+``(gamma, alpha) = (1, 0)``, and with MPRF initialised at the QSD-11 entropy maximiser
+(:func:`refsnn.info.ie_lif_max_entropy_mprf`: ``alpha = b/2``, ``gamma ~ 1.8`` in level units).
+The score is each q, k, v neuron's count (spikes over T steps, or the IE-LIF level).  FGD
+(QSD-13) is not used: no teacher is trained here.  Statistics by
+:func:`refsnn.info.score_statistics`: plug-in entropy, Sarle's bimodality coefficient (``> 5/9``
+suggests two modes; 1/3 for a normal law), KS distance to the fitted normal.
+``NAME.csv`` holds the drawn histograms; ``NAME-stats.csv`` the statistics.  Training results are
+cached in ``qsd_fig3b_attention_distribution.cache.json`` beside this script (keyed on a hash
+of the configuration); ``--retrain`` or a changed configuration trains again (about 40 s of CPU).
+Run with ``refsnn figures qsd-fig3b-attention-distribution``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from refsnn.figures import write_csv
+from refsnn.info import lattice_uniform_bimodality
+from refsnn.info.qsd_analogue import load_or_run, score_samples, statistics_rows
+
+NAME = "qsd-fig3b-attention-distribution"
+PAPER_ITEM = "QSD-F3b"
+KIND = "small-scale analogue"
+TITLE = ("Figure 3(b) analogue: Q-SDSA q/k/v score counts before (binary, T=4) and after IE-LIF "
+         "b=4 + MPRF, digits, few epochs")
+
+CACHE = Path(__file__).with_name("qsd_fig3b_attention_distribution.cache.json")
+MODELS = {"binary-T4": {"b": 1, "T": 4, "mprf": False},
+          "ie-lif-b4": {"b": 4, "T": 1, "mprf": False},
+          "ie-lif-b4-mprf": {"b": 4, "T": 1, "mprf": True},
+          "ie-lif-b4-mprf-qsd11": {"b": 4, "T": 1, "mprf": True, "mprf_init": "max-entropy"}}
+TRAINING = {"epochs": 15, "batch_size": 32, "lr": 3e-3, "subsample": 2000}
+PANELS = [(m, "counts") for m in MODELS]
+
+
+def config(rng: np.random.Generator) -> dict:
+    return {"seed": int(rng.integers(2 ** 31)), **TRAINING, "models": MODELS}
+
+
+def histogram_rows(results: dict) -> list[dict]:
+    """The drawn histograms: unit bins on the count lattice, 40 bins for real values; with the
+    fitted normal density at each bin centre."""
+    from scipy import stats
+    rows = []
+    for model, var in PANELS:
+        x = score_samples(results[model], var)
+        if var == "counts":
+            edges = np.arange(x.min() - 0.5, x.max() + 1.0)
+        else:
+            edges = np.linspace(x.min(), x.max(), 41)
+        counts, _ = np.histogram(x, bins=edges)
+        width = np.diff(edges)
+        dens = counts / (x.size * width)
+        centre = (edges[:-1] + edges[1:]) / 2
+        pdf = stats.norm.pdf(centre, x.mean(), x.std(ddof=1))
+        rows += [{"model": model, "variable": var, "bin_left": float(lo), "bin_right": float(hi),
+                  "count": int(c), "density": float(d), "normal_pdf": float(p)}
+                 for lo, hi, c, d, p in zip(edges[:-1], edges[1:], counts, dens, pdf)]
+    return rows
+
+
+def make(out_dir: Path, rng: np.random.Generator, retrain: bool) -> dict:
+    out_dir = Path(out_dir)
+    run = load_or_run(config(rng), CACHE, retrain=retrain)
+    results = run["results"]
+    hist = histogram_rows(results)
+    stats_rows = statistics_rows(results)
+    write_csv(out_dir / f"{NAME}.csv", hist)
+    write_csv(out_dir / f"{NAME}-stats.csv", stats_rows)
+    draw(hist, stats_rows, out_dir / f"{NAME}.png")
+    st = {(r["model"], r["variable"]): r for r in stats_rows}
+    return {"from_cache": run["from_cache"],
+            **{f"{m}_{v}_bimodality": round(st[m, v]["bimodality"], 3) for m, v in PANELS},
+            **{f"{m}_{v}_ks_normal": round(st[m, v]["ks_normal"], 3) for m, v in PANELS},
+            **{f"{m}_test_acc": round(results[m]["test_acc"][-1], 3) for m in MODELS}}
+
+
+def draw(hist: list[dict], stats_rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    st = {(r["model"], r["variable"]): r for r in stats_rows}
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.5 * len(PANELS), 4), sharey=True)
+    for ax, (model, var) in zip(axes, PANELS):
+        sel = [r for r in hist if r["model"] == model and r["variable"] == var]
+        left = np.array([r["bin_left"] for r in sel])
+        width = np.array([r["bin_right"] for r in sel]) - left
+        ax.bar(left, [r["density"] for r in sel], width=width, align="edge", color="#4c72b0",
+               alpha=0.45, edgecolor="#4c72b0")
+        ax.plot(left + width / 2, [r["normal_pdf"] for r in sel], color="red", lw=1.8,
+                label="normal, same mean and std")
+        s = st[model, var]
+        ax.set_title(f"{model}\nH = {s['entropy']:.3f} bits, BC = {s['bimodality']:.3f}, "
+                     f"KS = {s['ks_normal']:.3f}, acc {s['test_acc']:.2f}", fontsize=9)
+        ax.set_xlabel("q, k, v count (spikes over T, or level)")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("density")
+    fig.suptitle(f"QSD-F3b (small-scale analogue, digits, "
+                 f"{TRAINING['epochs']} epochs): Q-SDSA scores before and after "
+                 f"IE-LIF + MPRF (BC: normal 1/3; a flat law on 5 points "
+                 f"{lattice_uniform_bimodality(5):.3f}; max H = log2 5 = {np.log2(5):.3f} bits)",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    import sys
+    from refsnn.cli import main
+    sys.exit(main(["figures", NAME] + sys.argv[1:]))
