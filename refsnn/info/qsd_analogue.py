@@ -54,7 +54,7 @@ __all__ = ["CACHE_VERSION", "ie_lif_family", "model_kwargs", "init_mprf", "confi
            "virtual_time_steps_check"]
 
 #: bumped when the meaning of a cached result changes (it is part of the cache key)
-CACHE_VERSION = 2
+CACHE_VERSION = 3               # 3: MPRF evaluates with running statistics (QSD-12)
 
 
 def ie_lif_family(b: int) -> dict:
