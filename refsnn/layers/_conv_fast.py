@@ -32,7 +32,10 @@ __all__ = ["conv2d_forward_fast", "conv2d_backward_fast", "im2col", "col2im"]
 
 @njit(cache=True, parallel=True)
 def _im2col_kernel(xp, kh, kw, sh, sw, Ho, Wo, cols):
-    """``cols[(c, u, v), n, i Wo + j] = xp[n, c, sh i + u, sw j + v]``; ``cols`` (C kh kw, N, Ho Wo)."""
+    """``cols[(c, u, v), n, i Wo + j] = xp[n, c, sh i + u, sw j + v]``; ``cols`` (C kh kw, N, Ho Wo).
+
+    Rows are read through slices (``row[j]``, never ``x[..., sw j + v]``) so that no index needs
+    Numba's negative-index check and the stride-1 copy vectorises (``../shared/PERF.md``)."""
     N, C = xp.shape[0], xp.shape[1]
     for k in prange(C * kh * kw):
         c = k // (kh * kw)
@@ -42,39 +45,48 @@ def _im2col_kernel(xp, kh, kw, sh, sw, Ho, Wo, cols):
             src = xp[n, c]
             dst = cols[k, n]
             for i in range(Ho):
-                row = src[sh * i + u]
                 out = dst[i * Wo:(i + 1) * Wo]
-                for j in range(Wo):
-                    out[j] = row[sw * j + v]
+                if sw == 1:
+                    row = src[sh * i + u, v:v + Wo]
+                    for j in range(Wo):
+                        out[j] = row[j]
+                else:
+                    row = src[sh * i + u, v::sw]
+                    for j in range(Wo):
+                        out[j] = row[j]
 
 
 @njit(cache=True, parallel=True)
 def _col2im_kernel(dcols, kh, kw, sh, sw, ph, pw, Ho, Wo, dx):
     """``dx[n, c, sh i + u - ph, sw j + v - pw] += dcols[(c, u, v), n, i Wo + j]`` over all
     ``(u, v, i, j)`` that land inside ``dx`` (the padding is cropped); ``dx`` (N, C, H, W) is
-    overwritten.  Each thread owns whole images ``n``, so no two threads write the same pixel."""
+    overwritten.  Each thread owns whole images ``n``, so no two threads write the same pixel;
+    rows are indexed through slices, as in :func:`_im2col_kernel`."""
     N, C, H, W = dx.shape
     zero = dx.dtype.type(0)
     for n in prange(N):
         for c in range(C):
             img = dx[n, c]
-            for a in range(H):
-                r = img[a]
-                for b in range(W):
-                    r[b] = zero
+            img[:, :] = zero
             for u in range(kh):
-                # output rows i with 0 <= sh i + u - ph < H, columns likewise
+                # output rows i with 0 <= sh i + u - ph < H, columns j likewise
                 i0 = max(0, (ph - u + sh - 1) // sh)
                 i1 = min(Ho, (H - 1 + ph - u) // sh + 1)
                 for v in range(kw):
                     j0 = max(0, (pw - v + sw - 1) // sw)
                     j1 = min(Wo, (W - 1 + pw - v) // sw + 1)
+                    if j1 <= j0:
+                        continue
                     src = dcols[(c * kh + u) * kw + v, n]
                     for i in range(i0, i1):
-                        r = img[sh * i + u - ph]
-                        s = src[i * Wo:(i + 1) * Wo]
-                        for j in range(j0, j1):
-                            r[sw * j + v - pw] += s[j]
+                        s = src[i * Wo + j0:i * Wo + j1]
+                        a = sw * j0 + v - pw                   # first column written, >= 0
+                        if sw == 1:
+                            r = img[sh * i + u - ph, a:a + (j1 - j0)]
+                        else:
+                            r = img[sh * i + u - ph, a::sw]
+                        for j in range(j1 - j0):
+                            r[j] += s[j]
 
 
 def im2col(xp: np.ndarray, kernel, stride, out_size) -> np.ndarray:
