@@ -31,62 +31,58 @@ __all__ = ["conv2d_forward_fast", "conv2d_backward_fast", "im2col", "col2im"]
 
 
 @njit(cache=True, parallel=True)
-def _im2col_kernel(xp, kh, kw, sh, sw, Ho, Wo, cols):
-    """``cols[(c, u, v), n, i Wo + j] = xp[n, c, sh i + u, sw j + v]``; ``cols`` (C kh kw, N, Ho Wo).
+def _im2col_kernel(xp, kh, kw, sh, sw, cols4):
+    """``cols4[(c, u, v), n, i, j] = xp[n, c, sh i + u, sw j + v]``; ``cols4`` (C kh kw, N, Ho, Wo).
 
-    Rows are read through slices (``row[j]``, never ``x[..., sw j + v]``) so that no index needs
-    Numba's negative-index check and the stride-1 copy vectorises (``../shared/PERF.md``)."""
-    N, C = xp.shape[0], xp.shape[1]
-    for k in prange(C * kh * kw):
-        c = k // (kh * kw)
-        u = (k // kw) % kh
-        v = k % kw
-        for n in range(N):
-            src = xp[n, c]
-            dst = cols[k, n]
-            for i in range(Ho):
-                out = dst[i * Wo:(i + 1) * Wo]
-                if sw == 1:
-                    row = src[sh * i + u, v:v + Wo]
-                    for j in range(Wo):
-                        out[j] = row[j]
+    One image plane ``(n, c)`` per task (it stays in L1 for its ``kh kw`` offsets); indices are
+    sums of loop counters, so no negative-index check, and the stride-1 rows vectorise."""
+    K, N, Ho, Wo = cols4.shape
+    C = xp.shape[1]
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        src = xp[n, c]
+        for u in range(kh):
+            for v in range(kw):
+                dst = cols4[(c * kh + u) * kw + v, n]
+                if sh == 1 and sw == 1:
+                    for i in range(Ho):
+                        for j in range(Wo):
+                            dst[i, j] = src[i + u, j + v]
                 else:
-                    row = src[sh * i + u, v::sw]
-                    for j in range(Wo):
-                        out[j] = row[j]
+                    for i in range(Ho):
+                        for j in range(Wo):
+                            dst[i, j] = src[sh * i + u, sw * j + v]
 
 
 @njit(cache=True, parallel=True)
-def _col2im_kernel(dcols, kh, kw, sh, sw, ph, pw, Ho, Wo, dx):
-    """``dx[n, c, sh i + u - ph, sw j + v - pw] += dcols[(c, u, v), n, i Wo + j]`` over all
-    ``(u, v, i, j)`` that land inside ``dx`` (the padding is cropped); ``dx`` (N, C, H, W) is
-    overwritten.  Each thread owns whole images ``n``, so no two threads write the same pixel;
-    rows are indexed through slices, as in :func:`_im2col_kernel`."""
-    N, C, H, W = dx.shape
-    zero = dx.dtype.type(0)
-    for n in prange(N):
-        for c in range(C):
-            img = dx[n, c]
-            img[:, :] = zero
-            for u in range(kh):
-                # output rows i with 0 <= sh i + u - ph < H, columns j likewise
-                i0 = max(0, (ph - u + sh - 1) // sh)
-                i1 = min(Ho, (H - 1 + ph - u) // sh + 1)
-                for v in range(kw):
-                    j0 = max(0, (pw - v + sw - 1) // sw)
-                    j1 = min(Wo, (W - 1 + pw - v) // sw + 1)
-                    if j1 <= j0:
-                        continue
-                    src = dcols[(c * kh + u) * kw + v, n]
-                    for i in range(i0, i1):
-                        s = src[i * Wo + j0:i * Wo + j1]
-                        a = sw * j0 + v - pw                   # first column written, >= 0
-                        if sw == 1:
-                            r = img[sh * i + u - ph, a:a + (j1 - j0)]
-                        else:
-                            r = img[sh * i + u - ph, a::sw]
-                        for j in range(j1 - j0):
-                            r[j] += s[j]
+def _col2im_kernel(dcols4, kh, kw, sh, sw, ph, pw, dx):
+    """``dx[n, c, sh i + u - ph, sw j + v - pw] += dcols4[(c, u, v), n, i, j]`` over all
+    ``(u, v, i, j)``, the padding cropped; ``dx`` (N, C, H, W) is overwritten.
+
+    One image plane ``(n, c)`` per task, accumulated in a zeroed padded scratch plane (offsets
+    ``(u, v)`` in ascending order), whose interior is then copied out: no two tasks write the
+    same pixel, and no index needs a bounds test."""
+    K, N, Ho, Wo = dcols4.shape
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        buf = np.zeros((Hp, Wp), dtype=dx.dtype)            # the padded plane of dx[n, c]
+        for u in range(kh):
+            for v in range(kw):
+                src = dcols4[(c * kh + u) * kw + v, n]
+                if sh == 1 and sw == 1:
+                    for i in range(Ho):
+                        for j in range(Wo):
+                            buf[i + u, j + v] += src[i, j]
+                else:
+                    for i in range(Ho):
+                        for j in range(Wo):
+                            buf[sh * i + u, sw * j + v] += src[i, j]
+        out = dx[n, c]
+        for a in range(H):
+            for b in range(W):
+                out[a, b] = buf[a + ph, b + pw]
 
 
 def im2col(xp: np.ndarray, kernel, stride, out_size) -> np.ndarray:
@@ -103,7 +99,7 @@ def im2col(xp: np.ndarray, kernel, stride, out_size) -> np.ndarray:
     N, C = xp.shape[:2]
     cols = np.empty((C * kh * kw, N, Ho * Wo), dtype=xp.dtype)
     if cols.size:
-        _im2col_kernel(np.ascontiguousarray(xp), kh, kw, sh, sw, Ho, Wo, cols)
+        _im2col_kernel(np.ascontiguousarray(xp), kh, kw, sh, sw, cols.reshape(-1, N, Ho, Wo))
     return cols
 
 
@@ -120,7 +116,8 @@ def col2im(dcols: np.ndarray, x_shape, kernel, stride, padding, out_size) -> np.
     (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = kernel, stride, padding, out_size
     dx = np.empty(x_shape, dtype=dcols.dtype)
     if dx.size:
-        _col2im_kernel(np.ascontiguousarray(dcols), kh, kw, sh, sw, ph, pw, Ho, Wo, dx)
+        dcols4 = np.ascontiguousarray(dcols).reshape(-1, x_shape[0], Ho, Wo)
+        _col2im_kernel(dcols4, kh, kw, sh, sw, ph, pw, dx)
     return dx
 
 
