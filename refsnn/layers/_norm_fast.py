@@ -7,7 +7,8 @@ The clear code in :mod:`refsnn.layers.norm` is the reference; the equations are 
 
     forward:   mu = sum x / n,   var = sum (x - mu)^2 / n,   inv_std = 1 / sqrt(var + eps)
                x^ = (x - mu) inv_std,   y = weight x^ + bias
-    backward:  db = sum dy,   dw = sum dy x^,   dx = (g / n) (n dy - db - x^ dw),  g = weight inv_std
+    backward:  db = sum dy,   dw = sum dy x^,   dx = (g / n) (n dy - db - x^ dw)
+               (g = weight inv_std)
 
 Every per-element operation is the reference's, in the array's dtype and in the same order; the
 channel sums accumulate in float64 (NumPy's pairwise float32 sums differ from them in the last

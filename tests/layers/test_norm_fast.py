@@ -48,7 +48,7 @@ def test_fast_batch_norm_agrees_with_the_reference_within_256_roundoffs(shape, a
 @pytest.mark.parametrize("shape", [(4, 3), (3, 2, 5), (2, 3, 3, 2)])
 @pytest.mark.parametrize("affine", [True, False])
 def test_fast_batch_norm_backward_matches_finite_differences(shape, affine, rng):
-    """Float64 training mode; the map is smooth with O(1) curvature: bound 1e-6 (tests/gradcheck)."""
+    """Float64 training mode; smooth with O(1) curvature: bound 1e-6 (tests/gradcheck.py)."""
     C = shape[1]
     x, G = rng.normal(size=shape), rng.normal(size=shape)
     w, b = (rng.normal(size=C), rng.normal(size=C)) if affine else (None, None)
