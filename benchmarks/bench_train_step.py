@@ -38,6 +38,10 @@ Rows:
   straight-through backward, the same tokenizer, BSSA, MLP, coupling and heads, torch.optim.AdamW.
 * 'step: reversible / ordinary backprop' -- refsnn's default reversible backprop (recomputes
   each block's forward from its outputs, BEST-13) against the ordinary one, interleaved.
+* 'step: clear / fast layer ops' -- the same ordinary step with refsnn.layers' clear NumPy
+  Conv2d, BatchNorm and MaxPool2d (fast=False: tensordot over a window view, col2im by a loop
+  over kernel offsets) against their fast twins (the default: im2col + one BLAS product, Numba
+  col2im, BatchNorm and pooling kernels), interleaved; above 1: the fast twins win.
 * 'step, refsnn (s)' -- the mean step time (absolute, for orientation only).
 * '<part> <forward|backward|recompute>' -- share (%) of the refsnn step (backprop="ordinary";
   the 'recompute' rows from reversible steps) spent in each part, from timers wrapped around the
@@ -229,6 +233,29 @@ def _order(name: str) -> tuple:
     return PARTS.index(part) if part in PARTS else len(PARTS), kind
 
 
+class _ClearLayerOps:
+    """Within ``with``: refsnn.layers' Conv2d, BatchNorm and MaxPool2d take their clear NumPy
+    path (their ``use_fast`` answers False), whatever the global backend."""
+
+    def __enter__(self):
+        from refsnn.layers import conv, norm, pool
+        self._saved = [(m, m.use_fast) for m in (conv, norm, pool)]
+        for m, _ in self._saved:
+            m.use_fast = lambda fast: False
+        return self
+
+    def __exit__(self, *exc):
+        for m, f in self._saved:
+            m.use_fast = f
+
+
+def _clear_layers_step(step):
+    def run(x, y):
+        with _ClearLayerOps():
+            return step(x, y)
+    return run
+
+
 def _ratio_row(case, r, target, reference, **details):
     v = float(r["median_ratio"])
     return {"case": case, "value": v, "ratio": v, "unit": "x", "target": target,
@@ -271,6 +298,11 @@ def run(threads: int = 1) -> list[dict]:
     r = ir(lambda: reversible(x, y), lambda: ordinary(x, y))
     rows.append(_ratio_row("step: reversible / ordinary backprop", r, None,
                            "refsnn BESTformer, backprop='reversible' vs 'ordinary'", **common))
+    clear = _clear_layers_step(ordinary)
+    r = ir(lambda: clear(x, y), lambda: ordinary(x, y))
+    rows.append(_ratio_row("step: clear / fast layer ops", r, None,
+                           "refsnn BESTformer backprop='ordinary' with refsnn.layers' Conv2d, "
+                           "BatchNorm, MaxPool2d fast=False vs the default fast twins", **common))
     steps = 2 if _small() else 5
     parts, total = profile(cfg, steps, "ordinary")
     rec_parts, rec_total = profile(cfg, steps, "reversible")

@@ -16,7 +16,13 @@ copies it once, which is the im2col matrix) -- no Python loop over pixels.  The 
     dxp[n, c, sh*i + u, sw*j + v] += sum_o dy[n, o, i, j] W[o, c, u, v]      (col2im)
 
 where col2im loops over the ``kh * kw`` kernel offsets ``(u, v)`` (each a strided slice add),
-then crops the padding.
+then crops the padding.  ``need_dx=False`` skips ``dx`` (e.g. for a first layer, whose input is
+data).
+
+This file is the reference.  :mod:`refsnn.layers._conv_fast` holds the fast twin (an explicit
+im2col into a contiguous matrix, one BLAS product per group, col2im by a Numba kernel) that the
+public functions use by default (``fast=None`` follows :func:`refsnn.set_backend`); both read
+and write the same :class:`Conv2dCache`.
 
 Groups (``torch.nn.Conv2d(groups=G)``): the channels split into ``G`` consecutive blocks of
 ``C_in / G`` inputs and ``C_out / G`` outputs, output block ``g`` reading only input block ``g``;
@@ -40,6 +46,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .._checks import as_float_array, check_int
+from ..config import use_fast
 from .base import Layer
 from .linear import _Affine, _check_bias, _check_dy
 
@@ -100,8 +107,8 @@ def _group_views(cols: np.ndarray, weight: np.ndarray, groups: int):
             weight.reshape((groups, C_out // groups) + weight.shape[1:]))
 
 
-def conv2d_forward(x, weight, bias=None, stride=1, padding=0,
-                   groups: int = 1) -> tuple[np.ndarray, Conv2dCache]:
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0, groups: int = 1, *,
+                   fast: bool | None = None) -> tuple[np.ndarray, Conv2dCache]:
     """2-D cross-correlation with zero padding (``torch.nn.functional.conv2d``).
 
     Parameters
@@ -113,6 +120,9 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0,
     groups : int
         Channel groups (module docstring); must divide ``C_in`` and ``C_out``.  ``groups = C_in
         = C_out`` is depthwise.
+    fast : bool or None
+        ``True`` the im2col + BLAS twin (:mod:`refsnn.layers._conv_fast`), ``False`` the clear
+        NumPy code below, ``None`` the global backend (:func:`refsnn.set_backend`).
 
     Returns
     -------
@@ -156,7 +166,10 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0,
     (ph, pw) = padding
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
     cols = _windows(xp, kernel, stride)                          # (N, C_in, Ho, Wo, kh, kw) view
-    if groups == 1:
+    if use_fast(fast):
+        from ._conv_fast import conv2d_forward_fast
+        y = conv2d_forward_fast(xp, weight, stride, (Ho, Wo), groups)  # (N, C_out, Ho, Wo)
+    elif groups == 1:
         y = np.tensordot(cols, weight, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, C_out)
         y = y.transpose(0, 3, 1, 2)                                  # (N, C_out, Ho, Wo)
     else:
@@ -169,13 +182,25 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0,
     return y, Conv2dCache(xp, weight, b is not None, stride, padding, y.shape, groups)
 
 
-def conv2d_backward(dy, cache: Conv2dCache) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def conv2d_backward(dy, cache: Conv2dCache, *, need_dx: bool = True,
+                    fast: bool | None = None) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
     """Gradients of :func:`conv2d_forward` (col2im with a loop over the kernel offsets only;
     with ``groups`` the same per block of channels).
 
+    Parameters
+    ----------
+    dy : ndarray, shape (N, C_out, H_out, W_out)
+    cache : Conv2dCache
+        From :func:`conv2d_forward` (either path).
+    need_dx : bool
+        ``False`` skips the input gradient (``dW^T``-product and col2im) and returns ``dx=None``:
+        for a layer whose input needs no gradient, such as a network's first conv on the image.
+    fast : bool or None
+        As in :func:`conv2d_forward`.
+
     Returns
     -------
-    dx : ndarray, shape (N, C_in, H, W)
+    dx : ndarray, shape (N, C_in, H, W), or None if ``need_dx`` is False
     grads : dict
         ``'weight'`` (C_out, C_in / groups, kh, kw) and, if the forward had a bias, ``'bias'``
         (C_out,).
@@ -195,26 +220,37 @@ def conv2d_backward(dy, cache: Conv2dCache) -> tuple[np.ndarray, dict[str, np.nd
     """
     if not isinstance(cache, Conv2dCache):
         raise TypeError("cache must be the Conv2dCache returned by conv2d_forward")
+    if not isinstance(need_dx, (bool, np.bool_)):
+        raise TypeError(f"need_dx must be a bool, got {need_dx!r}")
     xp, W = cache.xp, cache.weight
     dy = _check_dy(dy, cache.out_shape, xp.dtype)                # (N, C_out, Ho, Wo)
     (sh, sw), (ph, pw) = cache.stride, cache.padding
     kh, kw = W.shape[2:]
     _, _, Ho, Wo = dy.shape
-    cols = _windows(xp, (kh, kw), cache.stride)                  # (N, C_in, Ho, Wo, kh, kw)
     G = cache.groups
+    if use_fast(fast):
+        from ._conv_fast import conv2d_backward_fast
+        x_shape = xp.shape[:2] + (xp.shape[2] - 2 * ph, xp.shape[3] - 2 * pw)
+        return conv2d_backward_fast(dy, xp, W, cache.has_bias, cache.stride, cache.padding, G,
+                                    x_shape, bool(need_dx))
+    cols = _windows(xp, (kh, kw), cache.stride)                  # (N, C_in, Ho, Wo, kh, kw)
     if G == 1:
         dW = np.tensordot(dy, cols, axes=([0, 2, 3], [0, 2, 3]))  # (C_out, C_in, kh, kw)
         grads = {"weight": dW}
-        dcols = np.tensordot(dy, W, axes=([1], [0]))             # (N, Ho, Wo, C_in, kh, kw)
     else:                                                        # the same, per group g
         cg, wg = _group_views(cols, W, G)                        # (N, G, Cg, ...), (G, Og, Cg, ...)
         dyg = dy.reshape((dy.shape[0], G, -1, Ho, Wo))           # (N, G, Og, Ho, Wo)
         grads = {"weight": np.einsum("ngohw,ngchwuv->gocuv", dyg, cg, optimize=True)
                  .reshape(W.shape)}                              # (C_out, C_in/G, kh, kw)
-        dcols = np.einsum("ngohw,gocuv->nhwgcuv", dyg, wg, optimize=True)
-        dcols = dcols.reshape(dcols.shape[:3] + (-1, kh, kw))    # (N, Ho, Wo, C_in, kh, kw)
     if cache.has_bias:
         grads["bias"] = dy.sum(axis=(0, 2, 3))                   # (C_out,)
+    if not need_dx:
+        return None, grads
+    if G == 1:
+        dcols = np.tensordot(dy, W, axes=([1], [0]))             # (N, Ho, Wo, C_in, kh, kw)
+    else:
+        dcols = np.einsum("ngohw,gocuv->nhwgcuv", dyg, wg, optimize=True)
+        dcols = dcols.reshape(dcols.shape[:3] + (-1, kh, kw))    # (N, Ho, Wo, C_in, kh, kw)
     dxp = np.zeros_like(xp)                                      # (N, C_in, Hp, Wp)
     for u in range(kh):                                          # col2im: one strided add per
         for v in range(kw):                                      # kernel offset (u, v)

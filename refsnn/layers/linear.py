@@ -48,6 +48,12 @@ def _check_bias(bias, n_out: int, x: np.ndarray) -> np.ndarray | None:
     return bias.astype(x.dtype, copy=False)
 
 
+def _check_need_dx(need_dx) -> bool:
+    if not isinstance(need_dx, (bool, np.bool_)):
+        raise TypeError(f"need_dx must be a bool, got {need_dx!r}")
+    return bool(need_dx)
+
+
 def _check_dy(dy, shape: tuple, dtype) -> np.ndarray:
     dy = as_float_array(dy, "dy")
     check_shape(dy, shape, "dy", "the forward output's shape")
@@ -95,12 +101,15 @@ def linear_forward(x, weight, bias=None) -> tuple[np.ndarray, LinearCache]:
     return y, LinearCache(x, weight, b is not None)
 
 
-def linear_backward(dy, cache: LinearCache) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def linear_backward(dy, cache: LinearCache, *,
+                    need_dx: bool = True) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
     """Gradients of :func:`linear_forward`: ``dx = dy W``, ``dW = dy^T x``, ``db = sum dy``.
+
+    ``need_dx=False`` skips ``dx`` (returned as None), for a layer whose input needs no gradient.
 
     Returns
     -------
-    dx : ndarray, shape (..., in_features)
+    dx : ndarray, shape (..., in_features), or None
     grads : dict
         ``'weight'`` of shape (out, in) and, if the forward had a bias, ``'bias'`` of shape (out,).
     """
@@ -108,7 +117,7 @@ def linear_backward(dy, cache: LinearCache) -> tuple[np.ndarray, dict[str, np.nd
         raise TypeError("cache must be the LinearCache returned by linear_forward")
     x, W = cache.x, cache.weight
     dy = _check_dy(dy, x.shape[:-1] + (W.shape[0],), x.dtype)
-    dx = dy @ W                                            # (..., in)
+    dx = dy @ W if _check_need_dx(need_dx) else None       # (..., in)
     dy2 = dy.reshape(-1, W.shape[0])                       # (M, out)
     x2 = x.reshape(-1, W.shape[1])                         # (M, in)
     grads = {"weight": dy2.T @ x2}                         # (out, in)
@@ -141,15 +150,16 @@ class _Affine(Layer):
         return {k: g.astype(self.params[k].dtype, copy=False) for k, g in grads.items()}
 
     # Subclasses define ``_apply(x, weight) -> (y, cache)`` (the functional forward with the
-    # layer's bias and geometry) and ``_apply_backward(dy, cache) -> (dx, grads)``.
+    # layer's bias and geometry) and ``_apply_backward(dy, cache, need_dx=...) -> (dx, grads)``.
     def forward(self, x, train: bool = True):
         """``(y, cache)``; ``train`` must be a bool (these layers act the same in both modes)."""
         check_train(train)
         return self._apply(x, self.params["weight"])
 
-    def backward(self, dy, cache):
-        """``(dx, grads)`` with ``grads`` keyed and typed like ``params``."""
-        dx, grads = self._apply_backward(dy, cache)
+    def backward(self, dy, cache, *, need_dx: bool = True):
+        """``(dx, grads)`` with ``grads`` keyed and typed like ``params``; ``need_dx=False``
+        skips the input gradient (``dx`` is None), e.g. for a first layer on the data."""
+        dx, grads = self._apply_backward(dy, cache, need_dx=need_dx)
         return dx, self._grads_like_params(grads)
 
 
@@ -251,15 +261,17 @@ def conv1x1_forward(x, weight, bias=None) -> tuple[np.ndarray, Conv1x1Cache]:
     return y, Conv1x1Cache(x, W, b is not None)
 
 
-def conv1x1_backward(dy, cache: Conv1x1Cache) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def conv1x1_backward(dy, cache: Conv1x1Cache, *,
+                     need_dx: bool = True) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
     """Gradients of :func:`conv1x1_forward`: ``dx = W^T dy``, ``dW = sum_{n,l} dy x^T``,
-    ``db = sum_{n,l} dy``; ``grads['weight']`` has PyTorch's shape (C_out, C_in, 1)."""
+    ``db = sum_{n,l} dy``; ``grads['weight']`` has PyTorch's shape (C_out, C_in, 1).
+    ``need_dx=False`` skips ``dx`` (returned as None)."""
     if not isinstance(cache, Conv1x1Cache):
         raise TypeError("cache must be the Conv1x1Cache returned by conv1x1_forward")
     x, W = cache.x, cache.weight
     N, _, L = x.shape
     dy = _check_dy(dy, (N, W.shape[0], L), x.dtype)
-    dx = np.matmul(W.T, dy)                                # (N, C_in, L)
+    dx = np.matmul(W.T, dy) if _check_need_dx(need_dx) else None     # (N, C_in, L)
     dW = np.tensordot(dy, x, axes=([0, 2], [0, 2]))        # (C_out, C_in)
     grads = {"weight": dW[:, :, None]}                     # (C_out, C_in, 1)
     if cache.has_bias:

@@ -29,6 +29,10 @@ Conventions
   names as in a PyTorch ``state_dict``) and are replaced by new arrays on each training forward.
 * Training with one value per channel (``n == 1``) raises ``ValueError``, as PyTorch does.
 * The computation runs in the dtype of ``x``.
+
+This file is the reference.  :mod:`refsnn.layers._norm_fast` holds the Numba twin of the
+training-mode forward and backward that the public functions use by default (``fast=None``
+follows :func:`refsnn.set_backend`).
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ import numpy as np
 
 from .._checks import (as_float_array, as_real, check_dtype, check_int, check_positive,
                        check_shape, check_train)
+from ..config import use_fast
 from .base import Layer
 from .linear import _check_dy
 
@@ -60,7 +65,8 @@ def _channel_shape(ndim: int) -> tuple:
 
 
 def batch_norm_forward(x, weight, bias, running_mean, running_var, *, train: bool,
-                       eps: float = 1e-5) -> tuple[np.ndarray, BatchNormCache]:
+                       eps: float = 1e-5,
+                       fast: bool | None = None) -> tuple[np.ndarray, BatchNormCache]:
     """Normalise per channel (axis 1) with batch (``train=True``) or running statistics.
 
     Pure: the running statistics are read (evaluation mode) but never written; in training mode
@@ -75,6 +81,9 @@ def batch_norm_forward(x, weight, bias, running_mean, running_var, *, train: boo
     train : bool
         Batch statistics (True) or running statistics (False).
     eps : float
+    fast : bool or None
+        Training mode only: ``True`` the Numba twin (:mod:`refsnn.layers._norm_fast`),
+        ``False`` the clear NumPy code, ``None`` the global backend.
 
     Returns
     -------
@@ -108,6 +117,10 @@ def batch_norm_forward(x, weight, bias, running_mean, running_var, *, train: boo
         if n <= 1:
             raise ValueError(f"x must have more than 1 value per channel in training mode "
                              f"(as PyTorch), got shape {x.shape}")
+        if use_fast(fast):
+            from ._norm_fast import batch_norm_train_forward
+            xhat, y, mu, var, inv_std = batch_norm_train_forward(x, weight, bias, eps)
+            return y, BatchNormCache(xhat, inv_std, weight, train, mu, var * (n / (n - 1)))
         mu = x.mean(axis=axes)                                   # (C,)
         xc = x - mu.reshape(cs)                                  # (N, C, ...)
         var = (xc * xc).mean(axis=axes)                          # (C,) biased
@@ -132,8 +145,9 @@ def batch_norm_forward(x, weight, bias, running_mean, running_var, *, train: boo
     return y, BatchNormCache(xhat, inv_std, weight, train, mu, var_unbiased)
 
 
-def batch_norm_backward(dy, cache: BatchNormCache) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Gradients of :func:`batch_norm_forward` in the mode it ran in.
+def batch_norm_backward(dy, cache: BatchNormCache, *,
+                        fast: bool | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Gradients of :func:`batch_norm_forward` in the mode it ran in (``fast`` as there).
 
     Returns
     -------
@@ -148,6 +162,11 @@ def batch_norm_backward(dy, cache: BatchNormCache) -> tuple[np.ndarray, dict[str
     dy = _check_dy(dy, xhat.shape, xhat.dtype)                   # (N, C, ...)
     cs = _channel_shape(xhat.ndim)
     axes = (0,) + tuple(range(2, xhat.ndim))
+    if cache.train and use_fast(fast):
+        from ._norm_fast import batch_norm_train_backward
+        g = cache.inv_std if cache.weight is None else cache.weight * cache.inv_std    # (C,)
+        dx, dw, db = batch_norm_train_backward(dy, xhat, g)
+        return dx, {"weight": dw, "bias": db}
     grads = {"weight": (dy * xhat).sum(axis=axes),               # (C,)
              "bias": dy.sum(axis=axes)}                          # (C,)
     g = cache.inv_std if cache.weight is None else cache.weight * cache.inv_std    # (C,)

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._checks import as_float_array, check_int, check_train
+from ..config import use_fast
 from .base import Layer, merge_tb, split_tb
 from .conv import _windows, conv_output_size, pair
 from .linear import _check_dy
@@ -52,7 +53,8 @@ def _pool_args(kernel_size, stride, padding):
     return kernel, stride, padding
 
 
-def maxpool2d_forward(x, kernel_size, stride=None, padding=0) -> tuple[np.ndarray, MaxPoolCache]:
+def maxpool2d_forward(x, kernel_size, stride=None, padding=0, *,
+                      fast: bool | None = None) -> tuple[np.ndarray, MaxPoolCache]:
     """2-D max pooling with ``-inf`` padding; ties resolved to the first maximum (row-major).
 
     Parameters
@@ -63,6 +65,9 @@ def maxpool2d_forward(x, kernel_size, stride=None, padding=0) -> tuple[np.ndarra
         Default ``kernel_size``, as PyTorch.
     padding : int or (int, int)
         At most half the kernel size, as PyTorch.
+    fast : bool or None
+        ``True`` the Numba twin (:mod:`refsnn.layers._pool_fast`, identical results), ``False``
+        the clear NumPy code, ``None`` the global backend (:func:`refsnn.set_backend`).
 
     Returns
     -------
@@ -85,7 +90,11 @@ def maxpool2d_forward(x, kernel_size, stride=None, padding=0) -> tuple[np.ndarra
     """
     x = as_float_array(x, "x", ndim=4)
     kernel, stride, padding = _pool_args(kernel_size, stride, padding)
-    conv_output_size(x.shape[2:], kernel, stride, padding)        # raises if the kernel won't fit
+    out_size = conv_output_size(x.shape[2:], kernel, stride, padding)   # raises if it won't fit
+    if use_fast(fast):
+        from ._pool_fast import maxpool2d_forward_fast
+        y, argmax = maxpool2d_forward_fast(x, kernel, stride, padding, out_size)
+        return y, MaxPoolCache(argmax, x.shape, x.dtype, kernel, stride, padding)
     (ph, pw), (kh, kw) = padding, kernel
     xp = x
     if ph or pw:
@@ -97,8 +106,10 @@ def maxpool2d_forward(x, kernel_size, stride=None, padding=0) -> tuple[np.ndarra
     return y, MaxPoolCache(argmax, x.shape, x.dtype, kernel, stride, padding)
 
 
-def maxpool2d_backward(dy, cache: MaxPoolCache) -> tuple[np.ndarray, dict]:
-    """Route ``dy`` to the argmax of each window (a loop over kernel offsets, not pixels).
+def maxpool2d_backward(dy, cache: MaxPoolCache, *,
+                       fast: bool | None = None) -> tuple[np.ndarray, dict]:
+    """Route ``dy`` to the argmax of each window (a loop over kernel offsets, not pixels);
+    ``fast`` as in :func:`maxpool2d_forward`.
 
     Returns
     -------
@@ -122,6 +133,10 @@ def maxpool2d_backward(dy, cache: MaxPoolCache) -> tuple[np.ndarray, dict]:
     N, C, H, W = cache.x_shape
     (kh, kw), (sh, sw), (ph, pw) = cache.kernel, cache.stride, cache.padding
     Ho, Wo = dy.shape[2:]
+    if use_fast(fast):
+        from ._pool_fast import maxpool2d_backward_fast
+        return maxpool2d_backward_fast(dy, cache.argmax, cache.x_shape, cache.kernel,
+                                       cache.stride, cache.padding, cache.dtype), {}
     dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cache.dtype)
     zero = dy.dtype.type(0)
     for k in range(kh * kw):                                        # one strided add per offset

@@ -69,11 +69,12 @@ class _QuantizedWeights:
         y, ocache = self._apply(x, W_q)
         return y, QuantizedCache(ocache, qcache)
 
-    def backward(self, dy, cache):
-        """``(dx, grads)``: the op's backward, then the quantiser's STE for the weight."""
+    def backward(self, dy, cache, *, need_dx: bool = True):
+        """``(dx, grads)``: the op's backward, then the quantiser's STE for the weight;
+        ``need_dx=False`` skips the input gradient (``dx`` is None)."""
         if not isinstance(cache, QuantizedCache):
             raise TypeError("cache must be the QuantizedCache returned by forward")
-        dx, grads = self._apply_backward(dy, cache.op)
+        dx, grads = self._apply_backward(dy, cache.op, need_dx=need_dx)
         grads.update(self._quantizer_backward(grads["weight"], cache.quant))
         return dx, self._grads_like_params(grads)
 
