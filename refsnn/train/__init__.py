@@ -7,7 +7,8 @@ statistics), a JSON-serialisable ``config``, ``forward(x, train) -> (out, cache)
 """
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, load_into, save_checkpoint
 from .data import (DATASETS, Dataset, events_to_frames, iterate_minibatches, load_cifar,
-                   load_dataset, load_digits, n_batches, standardize, synthetic_bars)
+                   load_dataset, load_digits, n_batches, random_shift, standardize,
+                   synthetic_bars)
 from .losses import (cross_entropy_backward, cross_entropy_forward, distillation_backward,
                      distillation_forward, fgd_backward, fgd_forward, log_softmax,
                      qsd_loss_backward, qsd_loss_forward)
@@ -18,7 +19,8 @@ from .loop import train, evaluate, logits_of
 
 __all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "load_into", "save_checkpoint",
            "DATASETS", "Dataset", "events_to_frames", "iterate_minibatches", "load_cifar",
-           "load_dataset", "load_digits", "n_batches", "standardize", "synthetic_bars",
+           "load_dataset", "load_digits", "n_batches", "random_shift", "standardize",
+           "synthetic_bars",
            "cross_entropy_backward", "cross_entropy_forward", "distillation_backward",
            "distillation_forward", "fgd_backward", "fgd_forward", "log_softmax",
            "qsd_loss_backward", "qsd_loss_forward",
