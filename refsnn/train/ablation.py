@@ -141,18 +141,46 @@ def _train_job(args) -> dict:
             "block_entropy": block_entropies(model, data.x_test[:info_n])}
 
 
-def _map(fn, items, workers: int) -> list:
-    if workers == 1:
-        return [fn(a) for a in items]
-    import multiprocessing as mp
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                             initializer=_single_thread) as ex:
-        return list(ex.map(fn, items))
+class _Pool:
+    """Runs functions in this process (``workers == 1``) or in ``workers`` spawned processes
+    (started once, for both phases). Spawned workers import the caller's ``__main__``: a script
+    that runs the ablation needs the ``if __name__ == "__main__":`` guard."""
+
+    def __init__(self, workers: int):
+        self.ex = None
+        if workers > 1:
+            import multiprocessing as mp
+            self.ex = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                          initializer=_single_thread)
+
+    def imap(self, fn, items):
+        """Yield ``fn(item)`` for every item, in completion order (submission order if serial)."""
+        if self.ex is None:
+            for a in items:
+                yield fn(a)
+            return
+        from concurrent.futures import as_completed
+        for f in as_completed([self.ex.submit(fn, a) for a in items]):
+            yield f.result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.ex is not None:
+            self.ex.shutdown(cancel_futures=True)
+
+
+def _order(runs, jobs, seeds) -> list:
+    """Runs sorted seed-major, then in the order of ``jobs`` (independent of completion order)."""
+    rank = {(j.row, j.model, j.depth): i for i, j in enumerate(jobs)}
+    return sorted(runs, key=lambda r: (list(seeds).index(r["seed"]),
+                                       rank[(r["row"], r["model"], r["depth"])]))
 
 
 def run_jobs(jobs, data, *, teacher: str, seeds=SEEDS, recipe: Recipe = DIGITS,
              teacher_recipe: Recipe = DIGITS_TEACHER, workers: int = 2,
-             info_n: int = 256) -> dict:
+             info_n: int = 256, done=(), on_result=None) -> dict:
     """Train one ``teacher`` per seed, then every job for every seed; returns the raw results.
 
     Parameters
@@ -164,12 +192,16 @@ def run_jobs(jobs, data, *, teacher: str, seeds=SEEDS, recipe: Recipe = DIGITS,
     recipe, teacher_recipe : Recipe
     workers : int >= 1, processes (1: serial, in this process)
     info_n : int, test images for the block entropies (Figure 5b)
+    done : sequence of run results already computed (they are kept and not rerun; a teacher is
+        retrained, identically, for a seed that still has distillation jobs)
+    on_result : callable or None, ``on_result(kind, result)`` as each teacher ('teacher') or
+        run ('run') finishes (in completion order), e.g. to save partial results
 
     Returns
     -------
-    dict with ``teachers`` (one result per seed: seed, test_acc, seconds), ``runs`` (one per
-    job and seed: the Job's fields, seed, test_acc, train_acc, loss, seconds, block_entropy) and
-    ``wall_seconds``.
+    dict with ``teachers`` (one result per trained teacher: seed, test_acc, seconds), ``runs``
+    (one per job and seed, seed-major in the order of ``jobs``: the Job's fields, seed,
+    test_acc, train_acc, loss, seconds, block_entropy) and ``wall_seconds``.
     """
     jobs = list(jobs)
     if not jobs or not all(isinstance(j, Job) for j in jobs):
@@ -178,15 +210,25 @@ def run_jobs(jobs, data, *, teacher: str, seeds=SEEDS, recipe: Recipe = DIGITS,
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct integers >= 0, got {seeds!r}")
     workers = check_int(workers, "workers", lo=1)
+    have = {(r["row"], r["model"], r["depth"], r["seed"]) for r in done}
+    todo = [(j, s) for s in seeds for j in jobs if (j.row, j.model, j.depth, s) not in have]
+    t_seeds = [s for s in seeds if any(j.teacher and ss == s for j, ss in todo)]
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
+    teachers, runs = [], list(done)
+    with tempfile.TemporaryDirectory() as tmp, _Pool(workers) as pool:
         paths = {s: os.path.join(tmp, f"teacher-{s}.json") for s in seeds}
-        teachers = [] if not any(j.teacher for j in jobs) else _map(
-            _train_teacher, [(teacher, s, data, teacher_recipe, paths[s]) for s in seeds],
-            workers)
-        runs = _map(_train_job, [(j, s, data, recipe, paths[s], info_n)
-                                 for s in seeds for j in jobs], workers)
-    return {"teachers": teachers, "runs": runs, "wall_seconds": time.perf_counter() - t0}
+        for res in pool.imap(_train_teacher, [(teacher, s, data, teacher_recipe, paths[s])
+                                              for s in t_seeds]):
+            teachers.append(res)
+            if on_result is not None:
+                on_result("teacher", res)
+        for res in pool.imap(_train_job, [(j, s, data, recipe, paths[s], info_n)
+                                          for j, s in todo]):
+            runs.append(res)
+            if on_result is not None:
+                on_result("run", res)
+    return {"teachers": sorted(teachers, key=lambda t: seeds.index(t["seed"])),
+            "runs": _order(runs, jobs, seeds), "wall_seconds": time.perf_counter() - t0}
 
 
 def summarise(runs) -> list[dict]:
@@ -224,36 +266,65 @@ def cache_key(jobs, data, *, teacher: str, seeds, recipe: Recipe, teacher_recipe
     return h.hexdigest()
 
 
-def load_or_run(path, jobs, data, *, teacher: str, seeds=SEEDS, recipe: Recipe = DIGITS,
-                teacher_recipe: Recipe = DIGITS_TEACHER, workers: int = 2, info_n: int = 256,
-                retrain: bool = False) -> dict:
-    """The cached results at ``path`` if its key matches, else :func:`run_jobs` and write them
-    (atomically: a temporary file, then ``os.replace``).
-
-    Returns the results dict of :func:`run_jobs` plus ``key``, ``summary`` (:func:`summarise`)
-    and ``cached`` (True if read from the file)."""
-    key = cache_key(jobs, data, teacher=teacher, seeds=seeds, recipe=recipe,
-                    teacher_recipe=teacher_recipe, info_n=info_n)
-    path = os.fspath(path)
-    if not retrain and os.path.isfile(path):
-        try:
-            with open(path) as fh:
-                res = json.load(fh)
-        except ValueError:
-            res = None
-        if isinstance(res, dict) and res.get("key") == key:
-            return {**res, "cached": True}
-    res = run_jobs(jobs, data, teacher=teacher, seeds=seeds, recipe=recipe,
-                   teacher_recipe=teacher_recipe, workers=workers, info_n=info_n)
-    res = {"key": key, "recipe": recipe.kwargs(), "teacher_recipe": teacher_recipe.kwargs(),
-           "teacher_model": teacher, "seeds": list(seeds), "workers": workers, **res,
-           "summary": summarise(res["runs"])}
+def _write_json(path: str, obj) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as fh:
-        json.dump(res, fh, indent=1, sort_keys=True)
+        json.dump(obj, fh, indent=1, sort_keys=True)
     os.replace(tmp, path)
-    return {**res, "cached": False}
+
+
+def load_or_run(path, jobs, data, *, teacher: str, seeds=SEEDS, recipe: Recipe = DIGITS,
+                teacher_recipe: Recipe = DIGITS_TEACHER, workers: int = 2, info_n: int = 256,
+                retrain: bool = False) -> dict:
+    """The cached results at ``path`` if its key matches and it is complete; else run what is
+    missing (:func:`run_jobs`) and write the file after every finished run (atomically: a
+    temporary file, then ``os.replace``), so an interrupted ablation resumes where it stopped.
+    A file with another key is stale and is recomputed from scratch, as with ``retrain``.
+
+    Returns the results dict of :func:`run_jobs` plus ``key``, ``complete``, ``summary``
+    (:func:`summarise`), the recipes and seeds, and ``cached`` (True if nothing was run)."""
+    jobs = list(jobs)
+    key = cache_key(jobs, data, teacher=teacher, seeds=seeds, recipe=recipe,
+                    teacher_recipe=teacher_recipe, info_n=info_n)
+    path = os.fspath(path)
+    old = None
+    if not retrain and os.path.isfile(path):
+        try:
+            with open(path) as fh:
+                old = json.load(fh)
+        except ValueError:
+            old = None
+        if not (isinstance(old, dict) and old.get("key") == key):
+            old = None
+    if old is not None and old.get("complete"):
+        return {**old, "cached": True}
+    head = {"key": key, "recipe": recipe.kwargs(), "teacher_recipe": teacher_recipe.kwargs(),
+            "teacher_model": teacher, "seeds": list(seeds), "workers": workers}
+    state = {"teachers": list(old["teachers"]) if old else [],
+             "runs": list(old["runs"]) if old else [],
+             "wall_seconds": float(old["wall_seconds"]) if old else 0.0}
+    t0 = time.perf_counter()
+
+    def save(kind, res):
+        if kind == "teacher":                    # a retrained teacher replaces its seed's entry
+            state["teachers"] = [t for t in state["teachers"] if t["seed"] != res["seed"]]
+        state["teachers" if kind == "teacher" else "runs"].append(res)
+        _write_json(path, {**head, **state, "complete": False,
+                           "wall_seconds": state["wall_seconds"] + time.perf_counter() - t0,
+                           "summary": summarise(state["runs"]) if state["runs"] else []})
+
+    done = list(state["runs"])
+    res = run_jobs(jobs, data, teacher=teacher, seeds=seeds, recipe=recipe,
+                   teacher_recipe=teacher_recipe, workers=workers, info_n=info_n, done=done,
+                   on_result=save)
+    teachers = {t["seed"]: t for t in state["teachers"] + res["teachers"]}
+    out = {**head, "teachers": [teachers[s] for s in seeds if s in teachers],
+           "runs": res["runs"], "complete": True,
+           "wall_seconds": state["wall_seconds"] + res["wall_seconds"],
+           "summary": summarise(res["runs"])}
+    _write_json(path, out)
+    return {**out, "cached": False}
 
 
 def digits_ablation(path, *, retrain: bool = False, workers: int = 2, seeds=SEEDS) -> dict:

@@ -134,7 +134,8 @@ def train(model, data, *, epochs: int, batch_size: int = 64, optimizer: str = "a
     ------
     ValueError
         A batch holding NaN or inf (naming the sample), or a non-finite loss
-        ('diverged at epoch e, step s'); no checkpoint is written for that epoch.
+        ('diverged at epoch e, step s'); no checkpoint is written for that epoch. A teacher
+        whose ``config['num_classes']`` differs from ``data.n_classes``, before any step.
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {rng!r}")
@@ -149,6 +150,12 @@ def train(model, data, *, epochs: int, batch_size: int = 64, optimizer: str = "a
         raise ValueError(f"distill must be 'hard' or 'soft', got {distill!r}")
     if resume and out is None:
         raise ValueError("resume=True needs out, the directory holding the checkpoint")
+    if teacher is not None:
+        k_t = (getattr(teacher, "config", None) or {}).get("num_classes")
+        k_d = getattr(data, "n_classes", None)
+        if k_t is not None and k_d is not None and k_t != k_d:
+            raise ValueError(f"teacher must predict the data's {k_d} classes, but it has {k_t} "
+                             f"classes (num_classes in its config)")
     x, y = np.asarray(data.x_train), np.asarray(data.y_train)
     steps_per_epoch = n_batches(len(y), int(batch_size))
     opt = OPTIMIZERS[optimizer](weight_decay=weight_decay, no_decay=no_decay_1d(model.params))
