@@ -12,21 +12,22 @@ nor on the other jobs (all rows of one seed start from the same stream: common r
 
 Rows (:func:`table4_jobs`, :func:`fig5_jobs`), on ``bestformer-L-32-digits``:
 
-================  =======================================  ==================================
-row               model                                    loss
-================  =======================================  ==================================
-baseline          ``-baseline`` (plain residual, one head)  CE
-w/ RF             reversible, two heads                    (CE_cls + CE_dist) / 2, labels
-w/ IED            ``-baseline``                            (CE(z, y) + CE(z, argmax t)) / 2
-w/ RF & IED       reversible, two heads (CIE)              BEST-15
-================  =======================================  ==================================
+============  ==========================================  ===================================
+row           model                                       loss
+============  ==========================================  ===================================
+baseline      ``-baseline`` (plain residual, one head)    CE
+w/ RF         reversible, two heads                       (CE_cls + CE_dist) / 2, labels
+w/ IED        ``-baseline``                               (CE(z, y) + CE(z, argmax t)) / 2
+w/ RF & IED   reversible, two heads (CIE)                 BEST-15
+============  ==========================================  ===================================
 
 Each job also records :func:`~refsnn.train.representation.block_entropies` of the trained model
 on the test images (Figure 5b).
 
 The cache (:func:`load_or_run`) is a JSON file holding the results and ``key``, a SHA-256 of the
 jobs, seeds, recipes, the data's bytes and :data:`VERSION`; a file whose key differs is stale and
-is recomputed.
+is recomputed. It is rewritten after every finished run (``complete: false`` until the last), so
+an interrupted ablation resumes with the runs still missing.
 
 >>> [j.row for j in table4_jobs()]
 ['baseline', 'w/ RF', 'w/ IED', 'w/ RF & IED']
