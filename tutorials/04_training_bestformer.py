@@ -198,7 +198,8 @@ print("wrote", OUT / "04_training_bestformer.png")
 # * `refsnn.train.train` with `teacher=` distils; with `out=` it checkpoints atomically and a
 #   resumed run is bit-identical.
 # * On small inputs, scale BSSA's attention with the token count, or the branch is dead.
-# * The full recipe (`refsnn.train.recipe.DIGITS`, 30 epochs, label smoothing, one-pixel shifts)
+# * The full recipe (`refsnn.train.recipe.DIGITS`: 60 epochs, label smoothing, one-pixel shifts; 96.7-98.3 %
+#   test accuracy for the distilled `bestformer-2-32-digits`)
 #   and the ablations of Table 4 and Figure 5 are in `refsnn.train.ablation` and
 #   `figures/bestformer_table4_ablation.py`; from the shell:
 #   `refsnn train bestformer-2-32-digits --recipe digits --train-teacher bestformer-2-32-digits-ann --out runs/cie`.

@@ -21,7 +21,7 @@ name                                   model
 ``bestformer-8-512``, ``-2-256``       the ImageNet and CIFAR10-DVS models
 ``bestformer-{1,2}-16-tiny``           tests: D = 16, 2 heads, 8x8x3, T = 2, 4 classes
 ``bestformer-1-16-tiny-imagenet``      tests: ImageNet layout, 16x16x3
-``bestformer-{2,4,6}-32-digits``       scikit-learn digits at 16x16x1 (``refsnn.train.load_digits``),
+``bestformer-{2,4,6}-32-digits``       scikit-learn digits at 16x16x1 (``load_digits``),
                                        10 classes, D = 32, 2 heads, T = 2, ``attn_scale`` 0.5,
                                        ordinary backprop (the small-scale analogues of
                                        Table 4 and Figure 5, recipe

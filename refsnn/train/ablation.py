@@ -57,8 +57,8 @@ __all__ = ["Job", "table4_jobs", "fig5_jobs", "all_jobs", "job_rng", "run_jobs",
 VERSION = 1
 #: the default seeds
 SEEDS = (0, 1, 2)
-#: the ablation's recipes: the digits recipes with 20 epochs instead of 30, so that the 8
-#: configurations x 3 seeds (24 runs) and 3 teachers fit in about 20 minutes on 2 cores
+#: the ablation's recipes: the digits recipes with 20 epochs (instead of 60 and 30), so that the
+#: 8 configurations x 3 seeds (24 runs) and 3 teachers fit in about 20-30 minutes on 2 cores
 ABLATION = DIGITS.replace(epochs=20)
 ABLATION_TEACHER = DIGITS_TEACHER.replace(epochs=20)
 

@@ -111,13 +111,14 @@ def train(model, data, *, epochs: int, batch_size: int = 64, optimizer: str = "a
     lr, weight_decay : float, peak learning rate and decoupled weight decay (none on 1-D params)
     warmup : int, warm-up epochs of the per-epoch cosine schedule
     clip : float or None, max global gradient norm
-    rng : numpy.random.Generator, the only source of randomness (batch order)
+    rng : numpy.random.Generator, the only source of randomness (batch order, shifts)
     teacher : model or None; BEST-15 with its argmax (a one-head model: both terms on its head)
     distill : {'hard', 'soft'}
     smoothing : float in [0, 1], label smoothing of the label cross-entropy term
     shift : int >= 0, data augmentation: each training image is translated by a random
-        ``(dy, dx)`` in ``[-shift, shift]^2`` with zero fill (:func:`~refsnn.train.data.random_shift`,
-        drawn from ``rng``); 0 disables it. The teacher sees the same shifted batch.
+        ``(dy, dx)`` in ``[-shift, shift]^2`` with zero fill
+        (:func:`~refsnn.train.data.random_shift`, drawn from ``rng``); 0 disables it. The
+        teacher sees the same shifted batch.
     min_lr : float, the cosine schedule's final learning rate
     out : directory or None; a checkpoint ``out/ckpt.json`` is written after every epoch
     resume : bool, continue from ``out/ckpt.json`` (model, optimizer, schedule, Generator)

@@ -12,8 +12,10 @@ the registered teacher ``NAME`` (recipe :data:`~refsnn.train.recipe.DIGITS_TEACH
 ``MODEL`` from it into ``DIR/student``::
 
     refsnn train bestformer-2-32-digits --recipe digits \
-        --train-teacher bestformer-2-32-digits-ann --out runs/cie Exit codes: 0 done, 1 a failure while training (divergence, a
-teacher that does not fit), 2 a usage error (unknown model or dataset, listing the valid names).
+        --train-teacher bestformer-2-32-digits-ann --out runs/cie
+
+Exit codes: 0 done, 1 a failure while training (divergence, a teacher that does not fit), 2 a
+usage error (unknown model or dataset, listing the valid names).
 
 >>> import argparse
 >>> p = argparse.ArgumentParser(); add_arguments(p)
@@ -40,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="digits", help="digits, synthetic or cifar10")
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="folder of the CIFAR batches")
     p.add_argument("--recipe", choices=("digits",), help="defaults of every option below "
-                   "from refsnn.train.recipe (epochs 30, lr 5e-3, warm-up 2, smoothing 0.1, "
-                   "shift 1)")
+                   "from refsnn.train.recipe (student: epochs 60, lr 5e-3, warm-up 2, "
+                   "smoothing 0.1, shift 1)")
     p.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs (default 10)")
     p.add_argument("--batch-size", type=_positive_int, metavar="N",
                    help="minibatch size (default 64)")
