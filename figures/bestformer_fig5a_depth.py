@@ -67,8 +67,8 @@ def draw(out_dir: Path, res: dict) -> dict:
         ax.errorbar(d + dx, m, yerr=e, fmt="o-", color=c, capsize=4, label=series)
     ax.set_xticks([2, 4, 6], [f"Bestformer-{L}-32" for L in (2, 4, 6)])
     ax.set_ylabel("test accuracy (%), mean +- std")
-    ax.set_title(f"Small-scale analogue of Figure 5a (digits 16x16, {_seeds(res, table)})",
-                 fontsize=10)
+    ax.set_title(f"Small-scale analogue of Figure 5a (digits 16x16, {_seeds(res, table)}, "
+                 f"{res['recipe']['epochs']} epochs)", fontsize=10)
     ax.legend(fontsize=9)
     fig.tight_layout()
     fig.savefig(out_dir / f"{NAME}.png", dpi=110)

@@ -82,7 +82,7 @@ def draw(out_dir: Path, res: dict) -> dict:
     np.atleast_1d(axes)[0].set_ylabel("mean channel entropy (bits, 16 bins)")
     np.atleast_1d(axes)[0].legend(fontsize=9)
     fig.suptitle("Small-scale analogue of Figure 5b (digits 16x16, trained models, "
-                 f"{_seeds(res, table)})", fontsize=10)
+                 f"{_seeds(res, table)}, {res['recipe']['epochs']} epochs)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out_dir / f"{NAME}.png", dpi=110)
     plt.close(fig)
