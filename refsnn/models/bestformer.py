@@ -99,8 +99,8 @@ class _Model:
                  binariser: str = "bestformer-official-attn0",
                  attn_neuron: str = "bestformer-official-attn", detach_reset: bool | None = None,
                  img_size_h: int | None = None, img_size_w: int | None = None,
-                 smooth: bool = False, rng=None, dtype=np.float32, fast: bool | None = None,
-                 _extra: dict | None = None):
+                 attn_scale: float = 0.125, smooth: bool = False, rng=None, dtype=np.float32,
+                 fast: bool | None = None, _extra: dict | None = None):
         rng, dt = check_rng(rng), check_dtype(dtype)
         D = check_int(embed_dims, "embed_dims", lo=8)
         heads = check_int(num_heads, "num_heads", lo=1)
@@ -124,6 +124,9 @@ class _Model:
         for nm, v in (("img_size_h", img_size_h), ("img_size_w", img_size_w)):
             if v is not None:
                 check_int(v, nm, lo=1)
+        if isinstance(attn_scale, bool) or not isinstance(attn_scale, (int, float)) \
+                or not np.isfinite(attn_scale) or attn_scale <= 0:
+            raise ValueError(f"attn_scale must be a finite number > 0, got {attn_scale!r}")
         spec = _neuron(neuron, detach_reset)
         self.T, self.D, self.K, self.dtype, self.fast = T, D, K, dt, fast
         self._config = dict(model=self.model_name, embed_dims=D, num_heads=heads, depths=L,
@@ -132,7 +135,8 @@ class _Model:
                             weights=weights, attention=attention, neuron=neuron,
                             binariser=binariser, attn_neuron=attn_neuron,
                             detach_reset=detach_reset, img_size_h=img_size_h,
-                            img_size_w=img_size_w, smooth=False, dtype=dt.name, **(_extra or {}))
+                            img_size_w=img_size_w, attn_scale=float(attn_scale), smooth=False,
+                            dtype=dt.name, **(_extra or {}))
         self.patch_embed = SpikingTokenizer(in_channels, D, variant=variant, weights=weights,
                                             neuron=spec, rng=rng, dtype=dt, fast=fast)
         self.branches = []
@@ -140,7 +144,8 @@ class _Model:
             if attention == "bssa":
                 F = BSSA(D, heads, T=T, rng=rng, dtype=dt, order=order, weights=weights,
                          neuron=spec, binariser=_neuron(binariser, detach_reset),
-                         attn_neuron=_neuron(attn_neuron, detach_reset), fast=fast)
+                         attn_neuron=_neuron(attn_neuron, detach_reset),
+                         scale=float(attn_scale), fast=fast)
             else:
                 F = SoftmaxBranch(D, heads, rng=rng, dtype=dt, neuron=spec)
             G = BMLP(D, int(D * mlp_ratios), weights=weights, neuron=spec, rng=rng, dtype=dt,
@@ -332,6 +337,10 @@ class BESTformer(_Model):
         LIF preset names: every LIF, BSSA's ``attn_lif0`` and ``attn_lif``; ``neuron`` may be
         ``"relu"``.  ``detach_reset`` (bool) overrides the presets' (``False`` makes the
         backward the exact gradient of the smooth forward).
+    attn_scale : float
+        BSSA's fixed scale of the attention product (official 0.125, tuned to 64 CIFAR tokens;
+        a map with ``N`` tokens sums ``N`` terms, so a small-input model may use ``0.125 * 64 / N``
+        to keep the drive of ``attn_lif``).
     swap_heads : bool
         False: ``head`` (classification) reads ``X0``, ``head2`` (distillation) ``X1``
         (Table 4 double dagger, official); True: the dagger assignment.

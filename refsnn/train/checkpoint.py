@@ -217,6 +217,9 @@ def save_checkpoint(path, model, *, optimizer=None, scheduler=None, step: int = 
     sha = hashlib.sha256(data).hexdigest()
     stem = os.path.basename(mpath)[:-len(".json")]
     directory = os.path.dirname(mpath) or "."
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"path {mpath!r}: the directory {directory!r} does not exist "
+                                f"(create it first)")
     data_name = f"{stem}.{sha[:16]}.npz"
     manifest.update(data_file=data_name, sha256=sha, size=len(data))
     old_data = _previous_data_file(mpath)

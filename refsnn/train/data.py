@@ -35,7 +35,7 @@ from .._checks import as_float_array, as_real, check_choice, check_int
 
 __all__ = ["Dataset", "load_dataset", "load_digits", "digits_split", "synthetic_bars",
            "load_cifar", "standardize", "iterate_minibatches", "n_batches", "events_to_frames",
-           "DATASETS", "CIFAR10_MEAN", "CIFAR10_STD"]
+           "DATASETS", "CIFAR10_MEAN", "CIFAR10_STD", "random_shift"]
 
 DATASETS = ("digits", "synthetic", "cifar10", "cifar100")
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)        # as in the official BESTformer cifar10.yml
@@ -260,6 +260,35 @@ def standardize(x, mean, std) -> np.ndarray:
     if mean.shape != (x.shape[1],) or std.shape != (x.shape[1],) or np.any(std <= 0):
         raise ValueError(f"mean and std must have one value per channel ({x.shape[1]}), std > 0")
     return (x - mean[:, None, None]) / std[:, None, None]
+
+
+def random_shift(x, shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Translate every image of ``x`` (N, C, H, W) by its own random ``(dy, dx)``, each drawn
+    uniformly from ``{-shift, ..., shift}`` by ``rng``, filling with zeros (the digits'
+    background): ``y[n, :, i, j] = x[n, :, i - dy_n, j - dx_n]`` where that pixel exists, else 0.
+    A new array; ``x`` is not changed.
+
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> random_shift(x, 0, np.random.default_rng(0)).ravel().tolist() == x.ravel().tolist()
+    True
+    >>> y = random_shift(np.ones((64, 1, 4, 4)), 1, np.random.default_rng(0))
+    >>> sorted(set(y.sum(axis=(1, 2, 3)).tolist()))      # 16 kept, or a row/column lost
+    [9.0, 12.0, 16.0]
+    """
+    x = as_float_array(x, "x", ndim=4)
+    s = check_int(shift, "shift", lo=0)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {rng!r}")
+    N, _, H, W = x.shape
+    if s >= min(H, W):
+        raise ValueError(f"shift must be smaller than the image size {H}x{W}, got {shift!r}")
+    d = rng.integers(-s, s + 1, size=(N, 2))                     # (N, 2): dy, dx
+    xp = np.pad(x, ((0, 0), (0, 0), (s, s), (s, s)))             # (N, C, H + 2s, W + 2s)
+    out = np.empty_like(x)
+    for n in range(N):
+        i0, j0 = s - d[n, 0], s - d[n, 1]
+        out[n] = xp[n, :, i0:i0 + H, j0:j0 + W]
+    return out
 
 
 # --------------------------------------------------------------------------- batches

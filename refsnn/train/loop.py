@@ -29,7 +29,8 @@ import time
 import numpy as np
 
 from .checkpoint import load_into, save_checkpoint
-from .data import iterate_minibatches, n_batches
+from .._checks import check_int
+from .data import iterate_minibatches, n_batches, random_shift
 from .losses import (cross_entropy_backward, cross_entropy_forward, distillation_backward,
                      distillation_forward)
 from .optim import OPTIMIZERS, clip_grad_norm, no_decay_1d
@@ -63,30 +64,41 @@ def evaluate(model, x, y, batch_size: int = 256) -> float:
     return correct / len(y)
 
 
-def _loss_and_grads(model, xb, yb, teacher, distill):
-    """One forward/backward; returns ``(loss, grads, train-mode logits for accuracy)``."""
+def _loss_and_grads(model, xb, yb, teacher, distill, smoothing=0.0):
+    """One forward/backward; returns ``(loss, grads, train-mode logits for accuracy)``.
+
+    Dual-head model: BEST-15 with a teacher, else the mean of the two heads' cross-entropies.
+    One-head model with a teacher: the same BEST-15 loss with both heads being the one head,
+    ``(CE(z, y) + CE(z, argmax t)) / 2`` (distillation without a second stream, Table 4 "w/ IED").
+    Label smoothing applies to the label term only (the official code's class head)."""
     out = model.forward(xb, train=True)
+    t = None if teacher is None else logits_of(teacher, xb)          # (B, K), a constant
     if len(out) == 3:                                        # dual-head: (y_cls, y_dist, cache)
         z_cls, z_dist, cache = out
-        if teacher is not None:
-            t = logits_of(teacher, xb)                       # (B, K)
-            loss, lc = distillation_forward(z_cls, z_dist, t, yb, kind=distill)
+        if t is not None:
+            loss, lc = distillation_forward(z_cls, z_dist, t, yb, kind=distill,
+                                            smoothing=smoothing)
             d_cls, d_dist = distillation_backward(1.0, lc)
         else:
-            l1, c1 = cross_entropy_forward(z_cls, yb)
-            l2, c2 = cross_entropy_forward(z_dist, yb)
+            l1, c1 = cross_entropy_forward(z_cls, yb, smoothing)
+            l2, c2 = cross_entropy_forward(z_dist, yb, smoothing)
             loss = (l1 + l2) / 2
             d_cls, d_dist = cross_entropy_backward(0.5, c1), cross_entropy_backward(0.5, c2)
         return loss, model.backward(d_cls, d_dist, cache), (z_cls + z_dist) / 2
     z, cache = out
-    loss, lc = cross_entropy_forward(z, yb)
+    if t is not None:
+        loss, lc = distillation_forward(z, z, t, yb, kind=distill, smoothing=smoothing)
+        d_cls, d_dist = distillation_backward(1.0, lc)
+        return loss, model.backward(d_cls + d_dist, cache), z
+    loss, lc = cross_entropy_forward(z, yb, smoothing)
     return loss, model.backward(cross_entropy_backward(1.0, lc), cache), z
 
 
 def train(model, data, *, epochs: int, batch_size: int = 64, optimizer: str = "adamw",
           lr: float = 1e-3, weight_decay: float = 0.01, warmup: int = 0, clip: float | None = None,
-          rng: np.random.Generator, teacher=None, distill: str = "hard", out=None,
-          resume: bool = False, progress: bool = True, on_epoch=None) -> dict:
+          rng: np.random.Generator, teacher=None, distill: str = "hard", smoothing: float = 0.0,
+          shift: int = 0, min_lr: float = 0.0, out=None, resume: bool = False,
+          progress: bool = True, on_epoch=None) -> dict:
     """Train ``model`` on ``data`` (a :class:`~refsnn.train.data.Dataset`) in place.
 
     Parameters
@@ -99,9 +111,15 @@ def train(model, data, *, epochs: int, batch_size: int = 64, optimizer: str = "a
     lr, weight_decay : float, peak learning rate and decoupled weight decay (none on 1-D params)
     warmup : int, warm-up epochs of the per-epoch cosine schedule
     clip : float or None, max global gradient norm
-    rng : numpy.random.Generator, the only source of randomness (batch order)
-    teacher : model or None; for dual-head models, BEST-15 with its argmax
+    rng : numpy.random.Generator, the only source of randomness (batch order, shifts)
+    teacher : model or None; BEST-15 with its argmax (a one-head model: both terms on its head)
     distill : {'hard', 'soft'}
+    smoothing : float in [0, 1], label smoothing of the label cross-entropy term
+    shift : int >= 0, data augmentation: each training image is translated by a random
+        ``(dy, dx)`` in ``[-shift, shift]^2`` with zero fill
+        (:func:`~refsnn.train.data.random_shift`, drawn from ``rng``); 0 disables it. The
+        teacher sees the same shifted batch.
+    min_lr : float, the cosine schedule's final learning rate
     out : directory or None; a checkpoint ``out/ckpt.json`` is written after every epoch
     resume : bool, continue from ``out/ckpt.json`` (model, optimizer, schedule, Generator)
     progress : bool, show a tqdm bar with the running loss and accuracy
@@ -117,7 +135,8 @@ def train(model, data, *, epochs: int, batch_size: int = 64, optimizer: str = "a
     ------
     ValueError
         A batch holding NaN or inf (naming the sample), or a non-finite loss
-        ('diverged at epoch e, step s'); no checkpoint is written for that epoch.
+        ('diverged at epoch e, step s'); no checkpoint is written for that epoch. A teacher
+        whose ``config['num_classes']`` differs from ``data.n_classes``, before any step.
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {rng!r}")
@@ -132,11 +151,18 @@ def train(model, data, *, epochs: int, batch_size: int = 64, optimizer: str = "a
         raise ValueError(f"distill must be 'hard' or 'soft', got {distill!r}")
     if resume and out is None:
         raise ValueError("resume=True needs out, the directory holding the checkpoint")
+    if teacher is not None:
+        k_t = (getattr(teacher, "config", None) or {}).get("num_classes")
+        k_d = getattr(data, "n_classes", None)
+        if k_t is not None and k_d is not None and k_t != k_d:
+            raise ValueError(f"teacher must predict the data's {k_d} classes, but it has {k_t} "
+                             f"classes (num_classes in its config)")
     x, y = np.asarray(data.x_train), np.asarray(data.y_train)
     steps_per_epoch = n_batches(len(y), int(batch_size))
     opt = OPTIMIZERS[optimizer](weight_decay=weight_decay, no_decay=no_decay_1d(model.params))
-    sched = CosineSchedule(lr, total=int(epochs), warmup=warmup, unit="epoch",
+    sched = CosineSchedule(lr, total=int(epochs), warmup=warmup, min_lr=min_lr, unit="epoch",
                            steps_per_epoch=steps_per_epoch)
+    shift = check_int(shift, "shift", lo=0)
     ckpt = None if out is None else os.path.join(os.fspath(out), CHECKPOINT_NAME)
     step, start = 0, 0
     if resume:
@@ -154,8 +180,10 @@ def train(model, data, *, epochs: int, batch_size: int = 64, optimizer: str = "a
                            leave=False)
         total_loss, correct, seen = 0.0, 0, 0
         for s, (xb, yb) in enumerate(batches):
+            if shift:
+                xb = random_shift(xb, shift, rng)
             try:
-                loss, grads, z = _loss_and_grads(model, xb, yb, teacher, distill)
+                loss, grads, z = _loss_and_grads(model, xb, yb, teacher, distill, smoothing)
             except ValueError as exc:      # the batch is finite, so a NaN/inf inside diverged
                 if "finite" not in str(exc) and "NaN" not in str(exc):
                     raise

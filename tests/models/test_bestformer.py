@@ -129,7 +129,8 @@ def test_gradcheck_smooth_bestformer_BEST_12_15(rng):
                                       ("bestformer-1-16-tiny-baseline", {}),
                                       ("bestformer-1-16-tiny-imagenet", {}),
                                       ("bestformer-1-16-tiny", {"swap_heads": True,
-                                                                "backprop": "ordinary"})])
+                                                                "backprop": "ordinary"}),
+                                      ("bestformer-1-16-tiny", {"attn_scale": 0.5})])
 def test_gradcheck_smooth_variants(name, kw, rng):
     """Teachers (every conv weight float: checked too), the baseline, the ImageNet layout and
     order, the dagger head assignment with ordinary backprop."""

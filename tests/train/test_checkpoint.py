@@ -247,3 +247,10 @@ def test_bad_input_raises_naming_the_argument_and_writes_nothing(tmp_path, rng, 
     with pytest.raises(exc, match=match):
         call(tmp_path, TinyModel(rng))
     assert files(tmp_path) == []
+
+
+def test_missing_directory_is_named_and_nothing_is_written(tmp_path, rng):
+    model = TinyModel(rng)
+    with pytest.raises(FileNotFoundError, match="directory .*absent.* does not exist"):
+        save_checkpoint(tmp_path / "absent" / "ckpt.json", model)
+    assert not (tmp_path / "absent").exists()

@@ -285,3 +285,35 @@ def test_digits_are_learnt_by_a_linear_softmax_using_this_training_stack():
             step += 1
     logits = ds.x_test.reshape(len(ds.y_test), -1) @ params["fc.weight"].T + params["fc.bias"]
     assert np.mean(np.argmax(logits, axis=1) == ds.y_test) > 0.9
+
+
+def test_random_shift_translates_each_image_with_zero_fill():
+    """Law: every output image equals its input moved by some (dy, dx) in [-s, s]^2, zeros
+    entering at the border; shift 0 is the identity; the same Generator state, the same shifts."""
+    from refsnn.train import random_shift
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 2, 6, 6))
+    y = random_shift(x, 2, np.random.default_rng(3))
+    assert np.array_equal(y, random_shift(x, 2, np.random.default_rng(3)))
+    assert np.array_equal(random_shift(x, 0, rng), x)
+    for n in range(16):
+        ok = False
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                want = np.zeros_like(x[n])
+                src = x[n, :, max(0, -dy):6 - max(0, dy), max(0, -dx):6 - max(0, dx)]
+                want[:, max(0, dy):max(0, dy) + src.shape[1],
+                     max(0, dx):max(0, dx) + src.shape[2]] = src
+                ok |= np.array_equal(y[n], want)
+        assert ok, n
+
+
+def test_random_shift_bad_arguments_name_them():
+    from refsnn.train import random_shift
+    x = np.zeros((1, 1, 4, 4))
+    with pytest.raises(ValueError, match="shift"):
+        random_shift(x, 4, np.random.default_rng(0))
+    with pytest.raises(TypeError, match="rng"):
+        random_shift(x, 1, 0)
+    with pytest.raises(ValueError, match="x"):
+        random_shift(np.zeros((4, 4)), 1, np.random.default_rng(0))

@@ -137,3 +137,73 @@ def test_cli_teacher_with_wrong_class_count_is_a_clear_error(tmp_path, capsys):
 def test_train_appears_in_the_cli_help(capsys):
     main(["--help"])
     assert "train" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- recipe options
+def test_one_head_model_with_a_teacher_uses_best15_with_both_terms_on_its_head_BEST_15():
+    """Table 4 'w/ IED' without the reversible streams: (CE(z, y) + CE(z, argmax t)) / 2, and
+    the gradient is the sum of the two terms' gradients on the one head."""
+    from refsnn.train import cross_entropy_backward, cross_entropy_forward
+    from refsnn.train.loop import _loss_and_grads, logits_of
+    d = _data()
+    student, teacher = _model(name="bestformer-1-16-tiny-baseline"), _model(seed=5)
+    xb, yb = d.x_train[:8], d.y_train[:8]
+    loss, grads, z = _loss_and_grads(student, xb, yb, teacher, "hard")
+    t = np.argmax(logits_of(teacher, xb), axis=1)
+    a, ca = cross_entropy_forward(z, yb)
+    b, cb = cross_entropy_forward(z, t)
+    assert loss == pytest.approx((a + b) / 2, rel=1e-6)
+    _, cache = student.forward(xb, True)
+    want = student.backward(cross_entropy_backward(0.5, ca) + cross_entropy_backward(0.5, cb),
+                            cache)
+    for k in want:
+        np.testing.assert_allclose(grads[k], want[k], rtol=1e-5, atol=1e-7)
+
+
+def test_label_smoothing_reaches_the_loss():
+    from refsnn.train import cross_entropy_forward
+    from refsnn.train.loop import _loss_and_grads
+    d = _data()
+    m = _model(name="bestformer-1-16-tiny-baseline")
+    loss, _, z = _loss_and_grads(m, d.x_train[:8], d.y_train[:8], None, "hard", 0.1)
+    assert loss == pytest.approx(cross_entropy_forward(z, d.y_train[:8], 0.1)[0], rel=1e-6)
+
+
+def test_shift_augmentation_is_deterministic_and_resumable(tmp_path):
+    """With shift > 0 the batches are translated by draws from the run's Generator: the same
+    seed gives the same run, another trajectory than shift = 0, and resume stays bit-identical."""
+    m1, h1 = _run(2, shift=1)
+    m2, h2 = _run(2, shift=1)
+    _, h0 = _run(2)
+    assert h1["loss"] == h2["loss"] and h1["loss"] != h0["loss"]
+    rng = np.random.default_rng(2)
+    train(_model(), _data(), epochs=1, batch_size=8, lr=1e-2, rng=rng, progress=False,
+          out=tmp_path, shift=1)
+    resumed = _model(seed=99)
+    train(resumed, _data(), epochs=2, batch_size=8, lr=1e-2, rng=np.random.default_rng(7),
+          progress=False, out=tmp_path, resume=True, shift=1)
+    for k in m1.params:
+        assert np.array_equal(m1.params[k], resumed.params[k]), k
+
+
+def test_teacher_with_another_class_count_is_refused_before_training():
+    teacher = registry.create(MODEL, rng=np.random.default_rng(0), num_classes=3)
+    with pytest.raises(ValueError, match="teacher must predict the data's 4 classes.*3"):
+        train(_model(), _data(), epochs=1, rng=np.random.default_rng(0), teacher=teacher,
+              progress=False)
+
+
+def test_cli_trains_a_teacher_then_the_student_from_its_checkpoint(tmp_path, capsys):
+    """`refsnn train MODEL --train-teacher NAME --out DIR`: the teacher's checkpoint is saved,
+    reloaded, and the student is distilled from it (BEST-15), end to end on digits."""
+    rc = main(["train", "bestformer-1-16-tiny", "--train-teacher", "bestformer-1-16-tiny-ann",
+               "--epochs", "1", "--limit", "32", "--batch-size", "16", "--no-progress",
+               "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "teacher test accuracy" in out and "final test accuracy" in out
+    assert (tmp_path / "teacher" / CHECKPOINT_NAME).exists()
+    assert (tmp_path / "student" / CHECKPOINT_NAME).exists()
+    rc = main(["train", "bestformer-1-16-tiny", "--teacher",
+               str(tmp_path / "teacher" / CHECKPOINT_NAME), "--recipe", "digits", "--epochs",
+               "1", "--warmup", "0", "--limit", "16", "--no-progress"])
+    assert rc == 0 and "final test accuracy" in capsys.readouterr().out
