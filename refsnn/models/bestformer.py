@@ -395,7 +395,7 @@ class BESTformer(_Model):
               self._features_backward(df_dist, cache.shape))
         dtok, g = self.stack.backward(dy, cache.body)
         grads.update(g)
-        dX, g = self.patch_embed.backward(dtok, cache.tok)
+        dX, g = self.patch_embed.backward(dtok, cache.tok, need_dx=bool(return_dx))
         grads.update({f"patch_embed.{k}": v for k, v in g.items()})
         return self._finish(dX, cache.static, grads, return_dx)
 
@@ -445,7 +445,7 @@ class BESTformerBaseline(_Model):
             da, g = F.backward(dh, cF)
             dh = dh + da
             grads.update({f"block.{j}.attn.{k}": v for k, v in g.items()})
-        dX, g = self.patch_embed.backward(dh, cache.tok)
+        dX, g = self.patch_embed.backward(dh, cache.tok, need_dx=bool(return_dx))
         grads.update({f"patch_embed.{k}": v for k, v in g.items()})
         return self._finish(dX, cache.static, grads, return_dx)
 

@@ -21,7 +21,8 @@ Simplifications (what refsnn has, and why parameter names match only in part):
   official four (``downsample1_1 .. downsample4``, ``ConvBlock1_1 .. 2_2``, ``block3``, ``block4``);
   both downsamplings are 3x3 / stride 2 (the official first one is 7x7 / stride 2 / padding 3).
 * ``SepConv``'s depthwise ``dwconv`` (groups = channels, 7x7) becomes a dense
-  ``sep_kernel x sep_kernel`` conv (groups = 1): refsnn's Conv2d has no groups.  Its weight is
+  ``sep_kernel x sep_kernel`` conv (groups = 1; refsnn's Conv2d has ``groups`` now, but this
+  model keeps the dense conv so that its checkpoints and cached results stay valid).  Its weight is
   ``(2 D0, 2 D0, k, k)``, not ``(2 D0, 1, 7, 7)``.
 * The attention's ``RepConv`` (1x1 conv, BN with padding, depthwise 3x3, 1x1, BN) + BN for each of
   q, k, v and the output becomes a pointwise LSQ conv + BatchNorm1d

@@ -122,18 +122,22 @@ class ConvBN2d:
             buffers.update(zip(keys, new))
         return y, (ccache, wcache, bcache, x.shape)
 
-    def backward(self, dy: np.ndarray, cache) -> tuple[np.ndarray, dict]:
-        """``(dx, grads)``; a binary weight gets the straight-through gradient."""
+    def backward(self, dy: np.ndarray, cache, *, need_dx: bool = True
+                 ) -> tuple[np.ndarray | None, dict]:
+        """``(dx, grads)``; a binary weight gets the straight-through gradient.
+        ``need_dx=False`` skips the input gradient (``dx`` is None): the first unit's input
+        is the image, whose gradient nothing reads during training."""
         ccache, wcache, bcache, shape = cache
         n = self.name
         dz, g = batch_norm_backward(dy, bcache)
         grads = {f"{n}_bn.weight": g["weight"], f"{n}_bn.bias": g["bias"]}
         if self.k == 1:
             N, C, H, Wd = shape
-            dx, gc = conv1x1_backward(dz.reshape(N, self.c_out, H * Wd), ccache)
-            dx, dW = dx.reshape(shape), gc["weight"][..., None]      # (C_out, C_in, 1, 1)
+            dx, gc = conv1x1_backward(dz.reshape(N, self.c_out, H * Wd), ccache,
+                                      need_dx=need_dx)
+            dx, dW = (None if dx is None else dx.reshape(shape)), gc["weight"][..., None]
         else:
-            dx, gc = conv2d_backward(dz, ccache)
+            dx, gc = conv2d_backward(dz, ccache, need_dx=need_dx)
             dW = gc["weight"]
         grads[f"{n}_conv.weight"] = dW if wcache is None else binarize_backward(dW, wcache)
         return dx, grads
@@ -240,8 +244,10 @@ class SpikingTokenizer:
         y = z.reshape((T, B) + z.shape[1:])                          # (T, B, D, H/s, W/s)
         return y, TokCache((T, B), tuple(units), tuple(pools), tuple(neurons), tuple(spikes))
 
-    def backward(self, dy, cache: TokCache) -> tuple[np.ndarray, dict]:
-        """``(dx, grads)``: BPTT through the four LIF stages, the pools and the conv-BN units."""
+    def backward(self, dy, cache: TokCache, *, need_dx: bool = True
+                 ) -> tuple[np.ndarray | None, dict]:
+        """``(dx, grads)``: BPTT through the four LIF stages, the pools and the conv-BN units;
+        ``need_dx=False`` skips the image gradient (``dx`` is None)."""
         if not isinstance(cache, TokCache):
             raise TypeError("cache must be the TokCache returned by SpikingTokenizer.forward")
         T, B = cache.TB
@@ -254,10 +260,10 @@ class SpikingTokenizer:
                 dm, _ = maxpool2d_backward(dm, cache.pools[s])
             dS = dm.reshape((T, B) + dm.shape[1:])
             dz = self.neuron.backward(dS, cache.neurons[s - 1]).reshape((T * B,) + dS.shape[2:])
-        dx, g = self.units[0].backward(dz, cache.units[0])
+        dx, g = self.units[0].backward(dz, cache.units[0], need_dx=need_dx)
         grads.update(g)
         grads = {k: np.asarray(v, dtype=self.params[k].dtype) for k, v in grads.items()}
-        return dx.reshape((T, B) + dx.shape[1:]), grads
+        return (None if dx is None else dx.reshape((T, B) + dx.shape[1:])), grads
 
     @staticmethod
     def spikes(cache: TokCache) -> tuple:

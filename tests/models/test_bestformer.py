@@ -180,6 +180,26 @@ def test_reversible_backward_equals_ordinary_BEST_13(dtype, rtol, rng):
     assert np.abs(g_o["block.1.attn.q_conv.weight"]).max() > 0     # attention is not dead
 
 
+@pytest.mark.parametrize("name", ["bestformer-2-16-tiny", "bestformer-2-16-tiny-baseline"])
+def test_parameter_gradients_do_not_depend_on_return_dx(name, rng):
+    """Without ``return_dx`` the tokenizer skips the image gradient (``need_dx=False``); the
+    parameter gradients are the same arrays bit for bit, and the tokenizer then returns None."""
+    x = image(rng, name)
+    model = excite(create(name, rng=np.random.default_rng(0)))
+    out = model.forward(x, True)
+    dz = [rng.normal(size=z.shape).astype(z.dtype) for z in out[:-1]]
+    g_skip = model.backward(*dz, out[-1])
+    dx, g_full = model.backward(*dz, out[-1], return_dx=True)
+    assert dx.shape == x.shape and set(g_skip) == set(g_full)
+    assert all(np.array_equal(g_skip[k], g_full[k]) for k in g_full)
+    X = np.repeat(x[None], model.config["T"], axis=0)                 # (T, B, C, H, W)
+    y, tcache = model.patch_embed.forward(X, True)
+    dnone, g_tok = model.patch_embed.backward(np.ones_like(y), tcache, need_dx=False)
+    dx_tok, g_tok_full = model.patch_embed.backward(np.ones_like(y), tcache)
+    assert dnone is None and dx_tok.shape == X.shape
+    assert all(np.array_equal(g_tok[k], g_tok_full[k]) for k in g_tok_full)
+
+
 def test_eval_logits_are_the_mean_of_the_heads_BEST_15(rng):
     """predict() = (head + head2) / 2 in evaluation mode (official validate()), which leaves the
     BatchNorm statistics alone; the baseline predicts with its one head."""
