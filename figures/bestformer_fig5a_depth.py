@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from refsnn.figures import write_csv
-from refsnn.train.ablation import digits_ablation
+from refsnn.train.ablation import digits_ablation, seeds_label
 
 NAME = "bestformer-fig5a-depth"
 PAPER_ITEM = "BEST-F5"
@@ -22,13 +22,6 @@ KIND = "small-scale analogue"
 TITLE = "Figure 5a analogue: test accuracy vs depth (2, 4, 6 blocks) with and without CIE, digits, 3 seeds"
 CACHE = Path(__file__).resolve().parent / "data" / "bestformer-ablation.json"
 SERIES = {"baseline": "without CIE (baseline)", "w/ RF & IED": "with CIE (RF & IED)"}
-
-
-def _seeds(res, table) -> str:
-    """'3 seeds', or which part of an unfinished cache is drawn."""
-    n = sorted({t["n_seeds"] for t in table})
-    text = f"{n[-1]} seeds" if len(n) == 1 else f"{n[0]}-{n[-1]} seeds"
-    return text if res.get("complete", True) else text + ", PARTIAL cache"
 
 
 def rows(res) -> list[dict]:
@@ -67,7 +60,7 @@ def draw(out_dir: Path, res: dict) -> dict:
         ax.errorbar(d + dx, m, yerr=e, fmt="o-", color=c, capsize=4, label=series)
     ax.set_xticks([2, 4, 6], [f"Bestformer-{L}-32" for L in (2, 4, 6)])
     ax.set_ylabel("test accuracy (%), mean +- std")
-    ax.set_title(f"Small-scale analogue of Figure 5a (digits 16x16, {_seeds(res, table)}, "
+    ax.set_title(f"Small-scale analogue of Figure 5a (digits 16x16, {seeds_label(res, table)}, "
                  f"{res['recipe']['epochs']} epochs)", fontsize=10)
     ax.legend(fontsize=9)
     fig.tight_layout()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from refsnn.figures import write_csv
-from refsnn.train.ablation import digits_ablation
+from refsnn.train.ablation import digits_ablation, seeds_label
 
 NAME = "bestformer-fig5b-information"
 PAPER_ITEM = "BEST-F5"
@@ -26,13 +26,6 @@ KIND = "small-scale analogue"
 TITLE = "Figure 5b analogue: binned entropy (bits) of each encoder block's output with and without CIE, digits, 3 seeds"
 CACHE = Path(__file__).resolve().parent / "data" / "bestformer-ablation.json"
 SERIES = {"baseline": "without CIE", "w/ RF & IED": "with CIE"}
-
-
-def _seeds(res, table) -> str:
-    """'3 seeds', or which part of an unfinished cache is drawn."""
-    n = sorted({t["n_seeds"] for t in table})
-    text = f"{n[-1]} seeds" if len(n) == 1 else f"{n[0]}-{n[-1]} seeds"
-    return text if res.get("complete", True) else text + ", PARTIAL cache"
 
 
 def rows(res) -> list[dict]:
@@ -82,7 +75,7 @@ def draw(out_dir: Path, res: dict) -> dict:
     np.atleast_1d(axes)[0].set_ylabel("mean channel entropy (bits, 16 bins)")
     np.atleast_1d(axes)[0].legend(fontsize=9)
     fig.suptitle("Small-scale analogue of Figure 5b (digits 16x16, trained models, "
-                 f"{_seeds(res, table)}, {res['recipe']['epochs']} epochs)", fontsize=10)
+                 f"{seeds_label(res, table)}, {res['recipe']['epochs']} epochs)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out_dir / f"{NAME}.png", dpi=110)
     plt.close(fig)

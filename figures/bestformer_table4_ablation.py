@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from refsnn.figures import write_csv
-from refsnn.train.ablation import digits_ablation
+from refsnn.train.ablation import digits_ablation, seeds_label
 
 NAME = "bestformer-table4-ablation"
 PAPER_ITEM = "BEST-T4"
@@ -30,13 +30,6 @@ KIND = "small-scale analogue"
 TITLE = "Table 4 analogue: CIE ablation (baseline, +RF, +IED, +both) of Bestformer-2-32 on digits, 3 seeds"
 CACHE = Path(__file__).resolve().parent / "data" / "bestformer-ablation.json"
 ROWS = ("baseline", "w/ RF", "w/ IED", "w/ RF & IED")
-
-
-def _seeds(res, table) -> str:
-    """'3 seeds', or which part of an unfinished cache is drawn."""
-    n = sorted({t["n_seeds"] for t in table})
-    text = f"{n[-1]} seeds" if len(n) == 1 else f"{n[0]}-{n[-1]} seeds"
-    return text if res.get("complete", True) else text + ", PARTIAL cache"
 
 
 def rows(res) -> list[dict]:
@@ -83,7 +76,7 @@ def draw(out_dir: Path, res: dict) -> dict:
     teach = np.mean([t["test_acc"] for t in res["teachers"]]) * 100
     ax.set_ylabel("test accuracy (%), mean +- std over seeds")
     ax.set_title(f"Small-scale analogue of Table 4: Bestformer-2-32, digits 16x16, "
-                 f"{_seeds(res, table)}\n(teacher: ANN, {teach:.2f} %; recipe "
+                 f"{seeds_label(res, table)}\n(teacher: ANN, {teach:.2f} %; recipe "
                  f"{res['recipe']['epochs']} epochs)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out_dir / f"{NAME}.png", dpi=110)

@@ -12,10 +12,11 @@ make        ``make(out_dir: Path, rng: numpy.random.Generator, retrain: bool) ->
 
 ``make`` writes ``NAME.png`` and ``NAME.csv`` (the data drawn, computed by library code, nothing
 typed in) into ``out_dir`` and returns a small summary dict.  :func:`discover` loads every
-``*.py`` of the folder (files starting with ``_`` are helpers, not figures) and rejects a module
-that breaks the protocol with an error naming the file and the attribute.  Randomness comes
-only from the Generator handed to ``make``: :func:`figure_rng` derives it from one seed and the
-figure's name, so a figure draws the same numbers whichever other figures run with it.
+``*.py`` of the folder (files starting with ``_`` are helpers, not figures; a script imports one
+with :func:`load_helper`) and rejects a module that breaks the protocol with an error naming the
+file and the attribute.  Randomness comes only from the Generator handed to ``make``:
+:func:`figure_rng` derives it from one seed and the figure's name, so a figure draws the same
+numbers whichever other figures run with it.
 
 This module also holds the computations behind the exact figures, so that they are tested as
 library code: :func:`bestformer_table1_rows` (BEST-T1).
@@ -44,8 +45,8 @@ import numpy as np
 from .neurons import lif_forward, preset
 
 __all__ = ["KINDS", "REQUIRED", "DEFAULT_SEED", "FigureError", "UnknownFigureError", "Figure",
-           "FigureRun", "figures_dir", "load_figure", "discover", "select", "figure_rng",
-           "run_figure", "registry_markdown", "write_csv", "BEST_T1_ATTN",
+           "FigureRun", "figures_dir", "load_figure", "load_helper", "discover", "select",
+           "figure_rng", "run_figure", "registry_markdown", "write_csv", "BEST_T1_ATTN",
            "bestformer_table1_rows"]
 
 #: what a figure says about itself: computed exactly, or a small-scale analogue of a large run
@@ -158,6 +159,38 @@ def load_figure(path: str | Path) -> Figure:
     if problems:
         raise FigureError(f"figure script {path.name}: " + "; ".join(problems))
     return Figure(name, item, kind, title.strip(), path, module.make)
+
+
+def load_helper(path: str | Path):
+    """Import a helper module of figure scripts, ``figures/_<name>.py``, from its file.
+
+    A figure script sits outside any package, so it imports code shared with other scripts as
+    ``helper = load_helper(Path(__file__).with_name("_name.py"))``.  The module is registered
+    as ``sys.modules["refsnn_figure_<stem>"]`` and imported once per file.
+
+    Raises
+    ------
+    ValueError
+        If the file name does not start with ``_`` (that would be a figure, not a helper).
+    """
+    path = Path(path).resolve()
+    if not path.name.startswith("_"):
+        raise ValueError(f"path must name a helper file starting with '_', got {path.name!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"figure helper {str(path)!r} does not exist")
+    module_name = f"refsnn_figure_{path.stem}"
+    module = sys.modules.get(module_name)
+    if module is not None and Path(module.__file__).resolve() == path:
+        return module
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
 
 
 def discover(directory: str | Path | None = None) -> dict[str, Figure]:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from refsnn.figures import (BEST_T1_ATTN, FigureError, UnknownFigureError, bestformer_table1_rows,
-                            discover, figure_rng, figures_dir, load_figure, registry_markdown,
-                            run_figure, select, write_csv)
+                            discover, figure_rng, figures_dir, load_figure, load_helper,
+                            registry_markdown, run_figure, select, write_csv)
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["attn 4 0 0 0", "attn 1 5 0 0", "attn 0 3 1 0"]
@@ -151,6 +151,23 @@ def test_underscore_files_are_helpers_not_figures(tmp_path):
     _write_figure(tmp_path, "real_fig")
     (tmp_path / "_helpers.py").write_text("X = 1\n")
     assert list(discover(tmp_path)) == ["real-fig"]
+
+
+def test_a_script_imports_its_folders_helper_once_with_load_helper(tmp_path):
+    (tmp_path / "_shared.py").write_text("import itertools\nCALLS = itertools.count()\n")
+    body = ("from pathlib import Path\nfrom refsnn.figures import load_helper\n"
+            "shared = load_helper(Path(__file__).with_name('_shared.py'))\n"
+            "N = next(shared.CALLS)\n")
+    for stem in ("fig_a", "fig_b"):
+        path = _write_figure(tmp_path, stem)
+        path.write_text(body + path.read_text())
+    assert list(discover(tmp_path)) == ["fig-a", "fig-b"]
+    helper = load_helper(tmp_path / "_shared.py")
+    assert next(helper.CALLS) == 2                                  # loaded once for both
+    with pytest.raises(ValueError, match="path must name a helper file starting with '_'"):
+        load_helper(tmp_path / "fig_a.py")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_helper(tmp_path / "_nowhere.py")
 
 
 def test_missing_figures_folder_is_a_clear_error(tmp_path):

@@ -50,7 +50,7 @@ from .._checks import check_int
 
 __all__ = ["CACHE_VERSION", "ie_lif_family", "model_kwargs", "init_mprf", "config_key",
            "train_model", "record_scores", "run_experiment", "score_samples", "statistics_rows",
-           "load_or_run", "information_per_activation_bits",
+           "histogram_rows", "load_or_run", "information_per_activation_bits",
            "virtual_time_steps_check"]
 
 #: bumped when the meaning of a cached result changes (it is part of the cache key)
@@ -259,6 +259,43 @@ def statistics_rows(results: dict, variables=("counts", "membrane", "product")) 
                          "variable": var, **{k: (round(v, 6) if isinstance(v, float) else v)
                                               for k, v in st.items()},
                          "test_acc": r["test_acc"][-1]})
+    return rows
+
+
+def histogram_rows(results: dict, panels) -> list[dict]:
+    """The histograms QSD-F2b and QSD-F3b draw, with the normal density of the same mean and
+    sample standard deviation at each bin centre (the paper's red line).
+
+    ``panels`` lists ``(model, variable)`` pairs of ``results`` (:func:`score_samples`).  The
+    ``"counts"`` get unit bins centred on the lattice ``min, .., max``; a real-valued variable
+    40 equal bins over its range.  ``density = count / (n width)``, so it sums to 1 over the bins
+    of a panel once multiplied by the widths.
+
+    Returns one dict per bin: ``model``, ``variable``, ``bin_left``, ``bin_right``, ``count``,
+    ``density``, ``normal_pdf``.
+
+    >>> rows = histogram_rows({"m": {"counts": {"0": 1, "1": 2, "2": 1}}}, [("m", "counts")])
+    >>> [(r["bin_left"], r["count"], r["density"]) for r in rows]
+    [(-0.5, 1, 0.25), (0.5, 2, 0.5), (1.5, 1, 0.25)]
+    >>> round(rows[1]["normal_pdf"], 4)             # N(1, 0.8165^2) at its mean
+    0.4886
+    """
+    from scipy import stats
+    rows = []
+    for model, var in panels:
+        x = score_samples(results[model], var)
+        if var == "counts":
+            edges = np.arange(x.min() - 0.5, x.max() + 1.0)
+        else:
+            edges = np.linspace(x.min(), x.max(), 41)
+        counts, _ = np.histogram(x, bins=edges)
+        width = np.diff(edges)
+        dens = counts / (x.size * width)
+        centre = (edges[:-1] + edges[1:]) / 2
+        pdf = stats.norm.pdf(centre, x.mean(), x.std(ddof=1))
+        rows += [{"model": model, "variable": var, "bin_left": float(lo), "bin_right": float(hi),
+                  "count": int(c), "density": float(d), "normal_pdf": float(p)}
+                 for lo, hi, c, d, p in zip(edges[:-1], edges[1:], counts, dens, pdf)]
     return rows
 
 

@@ -50,6 +50,7 @@ from .._checks import check_int
 from .recipe import DIGITS, DIGITS_TEACHER, Recipe
 
 __all__ = ["Job", "table4_jobs", "fig5_jobs", "all_jobs", "job_rng", "run_jobs", "summarise",
+           "seeds_label",
            "cache_key", "load_or_run", "digits_ablation", "VERSION", "SEEDS", "ABLATION",
            "ABLATION_TEACHER"]
 
@@ -249,6 +250,22 @@ def summarise(runs) -> list[dict]:
                     "block_entropy_std": (ent.std(axis=0, ddof=1) if len(rs) > 1
                                           else np.zeros(ent.shape[1])).tolist()})
     return out
+
+
+def seeds_label(res: dict, rows) -> str:
+    """How many seeds the ``rows`` drawn from ``res`` average (BEST-T4, BEST-F5 figure titles).
+
+    ``rows`` are dicts with ``n_seeds`` (:func:`summarise`'s, or a figure's table of them);
+    ``res`` is :func:`load_or_run`'s results, whose ``complete`` is false while a run is missing.
+
+    >>> seeds_label({"complete": True}, [{"n_seeds": 3}, {"n_seeds": 3}])
+    '3 seeds'
+    >>> seeds_label({"complete": False}, [{"n_seeds": 3}, {"n_seeds": 2}])
+    '2-3 seeds, PARTIAL cache'
+    """
+    n = sorted({r["n_seeds"] for r in rows})
+    text = f"{n[-1]} seeds" if len(n) == 1 else f"{n[0]}-{n[-1]} seeds"
+    return text if res.get("complete", True) else text + ", PARTIAL cache"
 
 
 # --------------------------------------------------------------------------- cache

@@ -107,6 +107,28 @@ def test_run_experiment_trains_one_tiny_cell_end_to_end_QSD_T6():
     assert qa.run_experiment(cfg)["b1-T1"]["counts"] == r["counts"]     # seeded: reproducible
 
 
+def test_histogram_rows_are_normalised_densities_with_the_fitted_normal_QSD_F2b_QSD_F3b(rng):
+    """Unit bins on the count lattice, 40 bins over a real range; sum density * width = 1; the
+    normal has the samples' mean and sample std; panels come out in the order asked."""
+    from scipy import stats
+    results = {"snn": {"counts": {"0": 5, "1": 1, "3": 4}},
+               "ann": {"membrane": rng.normal(0.2, 1.5, 300).tolist()}}
+    rows = qa.histogram_rows(results, [("snn", "counts"), ("ann", "membrane")])
+    assert [r["model"] for r in rows] == ["snn"] * 4 + ["ann"] * 40
+    for model, var in (("snn", "counts"), ("ann", "membrane")):
+        sel = [r for r in rows if r["model"] == model and r["variable"] == var]
+        x = qa.score_samples(results[model], var)
+        width = np.array([r["bin_right"] - r["bin_left"] for r in sel])
+        assert sum(r["count"] for r in sel) == x.size
+        assert np.dot([r["density"] for r in sel], width) == pytest.approx(1.0)
+        centre = np.array([(r["bin_left"] + r["bin_right"]) / 2 for r in sel])
+        np.testing.assert_allclose([r["normal_pdf"] for r in sel],
+                                   stats.norm.pdf(centre, x.mean(), x.std(ddof=1)))
+    snn = [r for r in rows if r["model"] == "snn"]
+    assert [r["bin_left"] for r in snn] == [-0.5, 0.5, 1.5, 2.5]
+    assert [r["count"] for r in snn] == [5, 1, 0, 4]                  # the empty level 2 kept
+
+
 # -- the cache -----------------------------------------------------------------------------------
 def test_load_or_run_trains_only_on_a_missing_stale_or_corrupt_cache_or_retrain(tmp_path,
                                                                                 monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 
 from refsnn.train import load_dataset
 from refsnn.train.ablation import (Job, all_jobs, cache_key, fig5_jobs, job_rng, load_or_run,
-                                   run_jobs, summarise, table4_jobs)
+                                   run_jobs, seeds_label, summarise, table4_jobs)
 from refsnn.train.recipe import Recipe
 
 TEACHER = "bestformer-1-16-tiny-ann"
@@ -67,6 +67,14 @@ def test_summary_mean_and_sample_std_over_seeds():
     assert s["mean_acc"] == pytest.approx(0.7) and s["std_acc"] == pytest.approx(0.2)
     assert s["block_entropy_mean"] == pytest.approx([2.0, 4.0]) and s["n_seeds"] == 3
     assert summarise(runs[:1])[0]["std_acc"] == 0.0
+
+
+def test_seeds_label_names_the_seed_range_and_a_partial_cache_BEST_T4_BEST_F5():
+    runs = [dict(row=r, model="m", depth=2, seed=s, test_acc=0.5, block_entropy=[1.0])
+            for r, seeds in (("a", (0, 1, 2)), ("b", (0, 1))) for s in seeds]
+    assert seeds_label({"complete": True}, summarise(runs)[:1]) == "3 seeds"
+    assert seeds_label({}, summarise(runs)[:1]) == "3 seeds"        # an older cache: complete
+    assert seeds_label({"complete": False}, summarise(runs)) == "2-3 seeds, PARTIAL cache"
 
 
 def test_cache_is_reused_and_a_changed_recipe_makes_it_stale(data, tmp_path):
