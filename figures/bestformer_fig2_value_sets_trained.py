@@ -61,10 +61,15 @@ def run(cfg: dict, progress=None) -> dict:
     return out
 
 
+#: the columns of ``tokenizer_value_sets`` rows, in its order (the JSON cache sorts keys)
+COLUMNS = ("stage", "variable", "weights", "set_size", "max_per_channel", "bound_per_channel",
+           "fan_in")
+
+
 def make(out_dir: Path, rng: np.random.Generator, retrain: bool) -> dict:
     out_dir = Path(out_dir)
     res = load_or_run(config(rng), CACHE, retrain=retrain, run=run)
-    rows = [{"model": kind, "test_acc": r["test_acc"][-1], **row}
+    rows = [{"model": kind, "test_acc": r["test_acc"][-1], **{k: row[k] for k in COLUMNS}}
             for kind, r in sorted(res["results"].items()) for row in r["rows"]]
     write_csv(out_dir / f"{NAME}.csv", rows)
     draw(rows, out_dir / f"{NAME}.png")
