@@ -41,6 +41,18 @@ __all__ = ["train", "evaluate", "logits_of", "CHECKPOINT_NAME"]
 CHECKPOINT_NAME = "ckpt.json"
 
 
+#: messages of errors raised inside a forward/backward that mean the run diverged: non-finite
+#: values, or an LSQ step size (QSD-4) that an update pushed to zero or below
+_DIVERGED = ("finite", "NaN", "alpha must be > 0")
+
+
+def _hint(exc) -> str:
+    if "alpha must be > 0" in str(exc):
+        return (" -- an optimizer step pushed an LSQ step size (QSD-4 'alpha') to <= 0; "
+                "lower lr or raise the step sizes' initial value")
+    return ""
+
+
 def logits_of(model, x) -> np.ndarray:
     """Evaluation logits ``(B, K)``: ``model.predict(x)`` if it exists (the mean of the heads
     for BESTformer), else the first output of ``model.forward(x, train=False)``."""
@@ -185,10 +197,10 @@ def train(model, data, *, epochs: int, batch_size: int = 64, optimizer: str = "a
             try:
                 loss, grads, z = _loss_and_grads(model, xb, yb, teacher, distill, smoothing)
             except ValueError as exc:      # the batch is finite, so a NaN/inf inside diverged
-                if "finite" not in str(exc) and "NaN" not in str(exc):
+                if not any(m in str(exc) for m in _DIVERGED):
                     raise
                 raise ValueError(f"training diverged at epoch {epoch + 1}, step {s + 1}: "
-                                 f"{exc}") from exc
+                                 f"{exc}{_hint(exc)}") from exc
             if not np.isfinite(loss):
                 raise ValueError(f"training diverged at epoch {epoch + 1}, step {s + 1}: "
                                  f"loss is {loss}")

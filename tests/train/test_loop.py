@@ -102,6 +102,18 @@ def test_non_finite_loss_reports_divergence_and_writes_no_checkpoint(tmp_path):
     assert not (tmp_path / CHECKPOINT_NAME).exists()
 
 
+def test_lsq_step_size_pushed_below_zero_reports_divergence_QSD_4(tmp_path):
+    """An update that makes an LSQ step size <= 0 stops the run naming the step and the cause
+    (seen training QSD models at lr 3e-3); no checkpoint is written for the broken epoch."""
+    rng = np.random.default_rng(0)
+    data = load_dataset("synthetic", rng=rng, size=16, channels=3, n_train=8, n_test=4)
+    model = registry.create("qsd-tiny", rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"diverged at epoch 1, step 2: .*LSQ step size"):
+        train(model, data, epochs=2, batch_size=4, lr=10.0, optimizer="sgd", rng=rng,
+              progress=False, out=tmp_path)                 # lr 10: the first step overshoots
+    assert not (tmp_path / CHECKPOINT_NAME).exists()
+
+
 def test_bad_arguments_name_the_cause():
     with pytest.raises(TypeError, match="rng"):
         train(_model(), _data(), epochs=1, rng=0)
