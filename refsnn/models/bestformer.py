@@ -43,11 +43,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import check_train
-from ..attention import BSSA
 from ..blocks import ReversibleBlock, ReversibleStack
 from .bestformer_base import (ATTENTIONS, _LEAF_BUFFERS, ModelCache, _Model,  # noqa: F401
                               _neuron, _trunc_normal)
-from .mlp import BMLP
 
 __all__ = ["BESTformer", "BESTformerBaseline", "MODELS"]
 
