@@ -1,9 +1,9 @@
 """Deployment: parameter inventory and model size (BEST-T2), operations and energy (QSD-27..30,
 SPF-19/20), folding for inference (BEST-9, QSD-24..26, SPF-1) and bit-packed binary kernels.
 
-Submodules: ``inventory``, ``size``, ``ops``, ``energy``, ``fold``, ``fold_int``, ``packed``,
-``packed_layers``, ``packed_model`` (a trained BESTformer on packed bits end to end), ``spikes``,
-``model_energy`` (energy from a model's measured firing rates).
+Submodules: ``inventory``, ``size``, ``ops``, ``energy``, ``fold``, ``fold_mprf``, ``fold_int``,
+``packed``, ``packed_conv``, ``packed_layers``, ``packed_model`` (a trained BESTformer on packed
+bits end to end), ``spikes``, ``model_energy`` (energy from a model's measured firing rates).
 """
 from .inventory import (ParamInfo, ROLES, OFFICIAL_KEYWORDS, CONFIGS, ASSUMED_CONFIGS,
                         bestformer_config, official_bestformer_inventory, parameter_count,

@@ -6,7 +6,8 @@ Entropies are in nats unless a ``base`` is given (``base=2``: bits); samples are
 * :mod:`~refsnn.info.mutual_info` -- plug-in and KSG mutual information, conditional entropy
   (BEST-10, BEST-11, QSD-7).
 * :mod:`~refsnn.info.capacity` -- ``C(X) = log |X|`` (A2-19..21) and closed-form entropies:
-  Gaussian (QSD-P2), binomial spike counts (QSD-P1), IE-LIF scores with MPRF (QSD-11, QSD-12).
+  Gaussian (QSD-P2), binomial spike counts (QSD-P1), IE-LIF scores with MPRF (QSD-11, QSD-12),
+  the latter in :mod:`~refsnn.info.closed_form`.
 * :mod:`~refsnn.info.distribution` -- bimodality coefficient and KS distance to a normal law of
   a score sample (QSD-F2b, QSD-F3b).
 * :mod:`~refsnn.info.value_sets` -- set sizes along the 'LIF - binary Conv - BN' chain and their

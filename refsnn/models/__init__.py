@@ -6,7 +6,9 @@ module          what                                                         SPE
 ``tokenizer``   the official SpikingTokenizer (CIFAR and ImageNet layouts)   BEST-2, BEST-7
 ``mlp``         BMLP, the binary spiking MLP branch                          BEST-7
 ``bestformer``  BESTformer, the residual baseline, the float / ANN teachers BEST-12, BEST-15
+``bestformer_base`` their shared parts (tokenizer, heads, config, save/load) BEST-T2
 ``registry``    names (``bestformer-L-D[-dataset]``) -> constructors         BEST-T2
+``base``        SpikingModel, the plumbing of the three models below         (shared)
 ``spikingformer`` Spikingformer (PSSA + MS) and the Spikformer SEW variant    SPF-6..18
 ``heads``       the four Spikingformer classifier heads, tokenizer stages    SPF-10/11, SPF-15..18
 ``qsd``         QSD-Transformer (LSQ, Q-SDSA, IE-LIF, MPRF)                  QSD-4..14

@@ -54,7 +54,7 @@ from .._checks import check_choice, check_dtype, check_int
 from ..attention import A2OS2A
 from ..blocks.residual import MembraneResidual
 from .heads import HEADS, ClassifierHead, ConvChain, Stage, tokenizer_stages
-from .spikingformer import SpikingModel, neuron_spec
+from .base import SpikingModel, neuron_spec
 
 __all__ = ["A2OS2ATransformer"]
 

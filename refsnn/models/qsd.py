@@ -56,7 +56,7 @@ from .._checks import as_float_array, check_choice, check_dtype, check_int, chec
 from ..attention import SDSA
 from ..layers.base import Layer
 from .heads import ClassifierHead, ConvChain, Stage
-from .spikingformer import SpikingModel, neuron_spec
+from .base import SpikingModel, neuron_spec
 
 __all__ = ["QSDTransformer", "QSDAttention"]
 
