@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._checks import as_float_array, check_dtype, check_rng, check_shape, check_train
+from .._checks import (as_float_array, check_dtype, check_rng, check_samples, check_shape,
+                       check_train)
 from ..neurons import PRESETS, preset
 from ..neurons.ie_lif import IE_LIF_PRESETS, ie_lif_preset
 from ..neurons.ternary import TernarySpec
@@ -138,6 +139,7 @@ class SpikingModel:
                              f"in_channels = {C}, got shape {x.shape}")
         if x.ndim == 5 and x.shape[0] != T:
             raise ValueError(f"x must have T = {T} time steps in axis 0, got shape {x.shape}")
+        check_samples(x)                                             # B >= 1 (and T >= 1)
         X = np.repeat(x[None], T, axis=0) if x.ndim == 4 else x     # x.unsqueeze(0).repeat(T)
         return X.astype(self.dtype, copy=False), x.ndim == 4
 

@@ -9,7 +9,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._checks import as_float_array, check_choice, check_dtype, check_int, check_rng
+from .._checks import (as_float_array, check_choice, check_dtype, check_int, check_rng,
+                       check_samples)
 from ..attention import BSSA, Neuron
 from ..deploy.inventory import ParamInfo
 from ..layers.linear import linear_backward, \
@@ -213,6 +214,7 @@ class _Model:
                              f"in_channels = {C}, got shape {x.shape}")
         if x.ndim == 5 and x.shape[0] != self.T:
             raise ValueError(f"x must have T = {self.T} time steps in axis 0, got shape {x.shape}")
+        check_samples(x)                                             # B >= 1 (and T >= 1)
         X = np.repeat(x[None], self.T, axis=0) if x.ndim == 4 else x   # x.unsqueeze(0).repeat(T)
         return X.astype(self.dtype, copy=False), x.ndim == 4
 
